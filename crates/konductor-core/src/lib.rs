@@ -1,0 +1,25 @@
+//! Konductor's core: the tag grammar, the step graph (SDD), the planner and the git store.
+//!
+//! Everything here is free of command-line concerns; the `konductor` and `locomotive`
+//! binaries turn arguments into calls of this crate.
+//!
+//! - [`tag`]: parse and format every tag.
+//! - [`sdd`]: parse and validate `sdd.yaml`.
+//! - [`train`]: turn one train's tags into observed facts, refusing what can't be trusted.
+//! - [`plan`]: the pure planner.
+//! - [`store`]: the only code that touches git.
+//! - [`ops`]: the operations (`start`, `tick`, `set-step-state`, …) built from the above.
+#![warn(missing_docs)]
+
+pub mod changes;
+pub mod error;
+pub mod exit_codes;
+pub mod ops;
+pub mod plan;
+pub mod report;
+pub mod sdd;
+pub mod simulate;
+pub mod store;
+pub mod tag;
+pub mod time;
+pub mod train;

@@ -1,0 +1,685 @@
+//! Operations: what each subcommand does, on top of the store, the graph and the planner.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::plan::{
+    plan, Action, Plan, PlanContext, StepKind, StepState, TrainState, TriggerReason,
+};
+use crate::sdd::Sdd;
+use crate::store::{Identity, PushOutcome, Store};
+use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger};
+use crate::train::{short, Observed, TagRecord};
+
+/// How many of the newest train numbers a tick without `--train` follows.
+pub const DEFAULT_HORIZON: u32 = 20;
+
+/// Glob for every tag of one train (and, harmlessly, malformed look-alikes).
+pub fn train_glob(t: TrainId) -> String {
+    format!("release={t}*")
+}
+
+/// Trains in the cache, from tag names alone.
+pub fn cached_trains(store: &Store) -> Result<BTreeSet<TrainId>> {
+    let mut out = BTreeSet::new();
+    for n in store.tag_names("release=*")? {
+        if let Ok(Some(Tag::Train(t))) = Tag::parse_any(&n) {
+            out.insert(t);
+        }
+    }
+    Ok(out)
+}
+
+/// Bring the cache up to date for the newest `horizon` train numbers, and discover new
+/// trains. Cost grows with the horizon, not with the remote's history (protocol v2 prefix
+/// reads). A cold cache lists the remote's refs once.
+pub fn discover(store: &Store, horizon: u32) -> Result<BTreeSet<TrainId>> {
+    let mut known = cached_trains(store)?;
+    if known.is_empty() {
+        let mut max = 0;
+        for r in store.ls_remote()? {
+            if let Ok(Some(Tag::Train(t))) = Tag::parse_any(&r.name) {
+                max = max.max(t.number);
+            }
+        }
+        if max == 0 {
+            return Ok(known);
+        }
+        let lo = max.saturating_sub(horizon.saturating_sub(1)).max(1);
+        store.refresh(
+            &(lo..=max)
+                .map(|n| format!("release={n}.*"))
+                .collect::<Vec<_>>(),
+        )?;
+        known = cached_trains(store)?;
+    }
+    loop {
+        let max = known.iter().map(|t| t.number).max().unwrap_or(0);
+        let lo = max.saturating_sub(horizon.saturating_sub(1)).max(1);
+        let mut pats: Vec<String> = (lo..=max).map(|n| format!("release={n}.*")).collect();
+        pats.extend((max + 1..=max + 3).map(|n| format!("release={n}.*")));
+        store.refresh(&pats)?;
+        let now = cached_trains(store)?;
+        let new_max = now.iter().map(|t| t.number).max().unwrap_or(0);
+        known = now;
+        if new_max < max + 3 {
+            break;
+        }
+    }
+    let max = known.iter().map(|t| t.number).max().unwrap_or(0);
+    let lo = max.saturating_sub(horizon.saturating_sub(1));
+    Ok(known.into_iter().filter(|t| t.number >= lo).collect())
+}
+
+/// Refresh one train's tags.
+pub fn refresh_train(store: &Store, t: TrainId) -> Result<()> {
+    store.refresh(&[train_glob(t)])
+}
+
+/// Read one train from the cache.
+pub fn observe(store: &Store, t: TrainId) -> Result<Observed> {
+    let records = store.tag_records(&train_glob(t))?;
+    Observed::from_records(t, &records).ok_or_else(|| {
+        Error::input(format!(
+            "train `{t}` does not exist on `{}`",
+            store.remote().url
+        ))
+    })
+}
+
+/// The step graph a train runs: `sdd.yaml` at its own commit, unless overridden.
+pub fn train_sdd(store: &Store, obs: &Observed, override_sdd: Option<&Sdd>) -> Result<Sdd> {
+    if let Some(s) = override_sdd {
+        return Ok(s.clone());
+    }
+    let data = store
+        .read_file_at(&obs.commit, "sdd.yaml")?
+        .ok_or_else(|| {
+            Error::input(format!(
+                "train {} has no `sdd.yaml` at its commit {}; pass `--sdd FILE`",
+                obs.train,
+                short(&obs.commit)
+            ))
+        })?;
+    let text = String::from_utf8_lossy(&data);
+    Ok(Sdd::parse(
+        &format!("sdd.yaml@{}", short(&obs.commit)),
+        &text,
+    )?)
+}
+
+/// Options for `start`.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// The commit.
+    pub sha: String,
+    /// Open a hotfix `N.(P+1)` of train N instead of a new train.
+    pub hotfix: Option<u32>,
+}
+
+/// Open a train. Create-only: a racing start takes the next number.
+pub fn start(store: &Store, opts: &StartOptions, who: &Identity, now: i64) -> Result<TrainId> {
+    let commit = store.ensure_commit(&opts.sha)?;
+    let mut id = match opts.hotfix {
+        Some(n) => {
+            store.refresh(&[format!("release={n}.*")])?;
+            let patches: Vec<u32> = cached_trains(store)?
+                .into_iter()
+                .filter(|t| t.number == n)
+                .map(|t| t.patch)
+                .collect();
+            if patches.is_empty() {
+                return Err(Error::input(format!(
+                    "cannot open a hotfix of train {n}: train `{n}.0` does not exist on `{}`",
+                    store.remote().url
+                )));
+            }
+            TrainId::new(n, patches.iter().max().copied().unwrap_or(0) + 1)
+        }
+        None => {
+            let known = discover(store, 1)?;
+            TrainId::new(known.iter().map(|t| t.number).max().unwrap_or(0) + 1, 0)
+        }
+    };
+    for _ in 0..1000 {
+        let name = Tag::Train(id).to_string();
+        let msg = format!("train {id}\n\nopened-by: {who}\ncommit: {commit}\n");
+        let oid = store.make_tag(&name, &commit, &msg, who, now)?;
+        match store.push_tag_create(&name, &oid)? {
+            PushOutcome::Created => return Ok(id),
+            PushOutcome::AlreadyExists(_) => {
+                id = match opts.hotfix {
+                    Some(_) => TrainId::new(id.number, id.patch + 1),
+                    None => TrainId::new(id.number + 1, 0),
+                };
+            }
+        }
+    }
+    Err(Error::Conflict(
+        "could not find a free train number after 1000 tries".into(),
+    ))
+}
+
+/// Options for `tick`.
+#[derive(Debug, Clone, Default)]
+pub struct TickOptions {
+    /// One train, or all running trains within the horizon.
+    pub train: Option<TrainId>,
+    /// Target override.
+    pub target: Option<String>,
+    /// Graph override.
+    pub sdd: Option<Sdd>,
+    /// Plan and print, push nothing.
+    pub dry_run: bool,
+    /// How many of the newest train numbers to follow.
+    pub horizon: u32,
+}
+
+/// What happened to one action.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionResult {
+    /// The action.
+    #[serde(flatten)]
+    pub action: Action,
+    /// The tag it creates.
+    pub tag: String,
+    /// `created`, `already-exists` (a racing tick won), or `dry-run`.
+    pub outcome: String,
+}
+
+/// One train's tick.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainTick {
+    /// The train.
+    pub train: String,
+    /// Its state after planning (before the actions take effect).
+    pub state: TrainState,
+    /// The target.
+    pub target: String,
+    /// What was done.
+    pub actions: Vec<ActionResult>,
+    /// What was ignored.
+    pub warnings: Vec<String>,
+    /// Set when the train could not be planned.
+    pub error: Option<String>,
+}
+
+/// Advance trains. Errors about one train (e.g. its `sdd.yaml` is broken) are reported in
+/// its [`TrainTick`] and do not stop the others; remote failures stop the tick.
+pub fn tick(store: &Store, opts: &TickOptions, who: &Identity, now: i64) -> Result<Vec<TrainTick>> {
+    let trains: Vec<TrainId> = match opts.train {
+        Some(t) => {
+            refresh_train(store, t)?;
+            vec![t]
+        }
+        None => discover(store, opts.horizon.max(1))?.into_iter().collect(),
+    };
+    let mut out = Vec::new();
+    for t in trains {
+        match tick_one(store, t, opts, who, now) {
+            Ok(tt) => out.push(tt),
+            Err(e @ (Error::Remote(_) | Error::Auth(_))) => return Err(e),
+            Err(e) if opts.train.is_some() => return Err(e),
+            Err(e) => out.push(TrainTick {
+                train: t.to_string(),
+                state: TrainState::Running,
+                target: opts.target.clone().unwrap_or_default(),
+                actions: vec![],
+                warnings: vec![],
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Everything needed to plan one train.
+pub struct Planned {
+    /// The tags.
+    pub obs: Observed,
+    /// The graph.
+    pub sdd: Sdd,
+    /// The plan.
+    pub plan: Plan,
+}
+
+/// Observe and plan one train (evaluating `if_changed` conditions as needed).
+pub fn plan_train(
+    store: &Store,
+    t: TrainId,
+    sdd: Option<&Sdd>,
+    target: Option<&str>,
+    now: i64,
+) -> Result<Planned> {
+    let mut obs = observe(store, t)?;
+    let sdd = train_sdd(store, &obs, sdd)?;
+    let target = match target {
+        Some(x) => {
+            sdd.check_target(x).map_err(Error::Input)?;
+            x.to_string()
+        }
+        None => sdd.default_target().map_err(Error::Input)?.to_string(),
+    };
+    obs.retain_steps(|s| sdd.step(s).is_some());
+    let mut ctx = PlanContext {
+        now,
+        conditions: BTreeMap::new(),
+    };
+    let mut p = plan(&sdd, &target, &obs, &ctx);
+    let evals: Vec<String> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Evaluate { step } => Some(step.clone()),
+            _ => None,
+        })
+        .collect();
+    if !evals.is_empty() {
+        for step in evals {
+            let globs = sdd
+                .step(&step)
+                .map(|s| s.if_changed.clone())
+                .unwrap_or_default();
+            let verdict = evaluate_condition(store, &obs, &sdd, &target, &globs, now)?;
+            ctx.conditions.insert(step, verdict);
+        }
+        p = plan(&sdd, &target, &obs, &ctx);
+    }
+    Ok(Planned { obs, sdd, plan: p })
+}
+
+fn evaluate_condition(
+    store: &Store,
+    obs: &Observed,
+    sdd: &Sdd,
+    target: &str,
+    globs: &[String],
+    now: i64,
+) -> Result<(bool, String)> {
+    let list = globs
+        .iter()
+        .map(|g| format!("`{g}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some((prev, commit)) = last_reached(store, obs.train, sdd, target, now)? else {
+        return Ok((
+            true,
+            format!("no earlier train reached `{target}`; runs by default"),
+        ));
+    };
+    let changed = store.changed_paths(&commit, &obs.commit)?;
+    match crate::changes::first_match(globs, &changed).map_err(Error::Input)? {
+        Some(p) => Ok((
+            true,
+            format!("`{p}` changed since train {prev} ({})", short(&commit)),
+        )),
+        None => Ok((
+            false,
+            format!(
+                "skipped: nothing matching {list} changed since train {prev} ({})",
+                short(&commit)
+            ),
+        )),
+    }
+}
+
+/// The newest other train (in the cache) that reached `target`, with its commit.
+fn last_reached(
+    store: &Store,
+    me: TrainId,
+    sdd: &Sdd,
+    target: &str,
+    now: i64,
+) -> Result<Option<(TrainId, String)>> {
+    let trains = cached_trains(store)?;
+    for t in trains.into_iter().rev() {
+        if t == me {
+            continue;
+        }
+        let Ok(mut obs) = observe(store, t) else {
+            continue;
+        };
+        obs.retain_steps(|s| sdd.step(s).is_some());
+        // Undecided conditions count as changed: such a train has not passed its gate.
+        let conditions = sdd
+            .steps()
+            .iter()
+            .filter(|s| !s.if_changed.is_empty())
+            .map(|s| (s.name.clone(), (true, String::new())))
+            .collect();
+        let p = plan(sdd, target, &obs, &PlanContext { now, conditions });
+        if p.state == TrainState::Succeeded {
+            return Ok(Some((t, obs.commit)));
+        }
+    }
+    Ok(None)
+}
+
+fn tick_one(
+    store: &Store,
+    t: TrainId,
+    opts: &TickOptions,
+    who: &Identity,
+    now: i64,
+) -> Result<TrainTick> {
+    let Planned { obs, plan: p, .. } =
+        plan_train(store, t, opts.sdd.as_ref(), opts.target.as_deref(), now)?;
+    let mut actions = Vec::new();
+    for a in p
+        .actions
+        .iter()
+        .filter(|a| !matches!(a, Action::Evaluate { .. }))
+    {
+        let Some(tag) = a.tag(t) else { continue };
+        let name = tag.to_string();
+        let outcome = if opts.dry_run {
+            "dry-run".to_string()
+        } else {
+            let oid = store.make_tag(
+                &name,
+                &obs.commit,
+                &format!("{}\nby: {who}\n", a.message()),
+                who,
+                now,
+            )?;
+            match store.push_tag_create(&name, &oid)? {
+                PushOutcome::Created => "created".into(),
+                PushOutcome::AlreadyExists(_) => "already-exists".into(),
+            }
+        };
+        actions.push(ActionResult {
+            action: a.clone(),
+            tag: name,
+            outcome,
+        });
+    }
+    Ok(TrainTick {
+        train: t.to_string(),
+        state: p.state,
+        target: p.target,
+        actions,
+        warnings: p.warnings,
+        error: None,
+    })
+}
+
+/// Options for `locomotive set-step-state`.
+#[derive(Debug, Clone)]
+pub struct SetStateOptions {
+    /// The trigger tag the job was started by.
+    pub triggering_tag: String,
+    /// The state to record.
+    pub state: JobState,
+    /// Info strings (`key:value`), one per line in the tag message.
+    pub info: Vec<String>,
+    /// The commit the job ran on, checked against the trigger's.
+    pub sha: Option<String>,
+}
+
+/// What `set-step-state` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetStateResult {
+    /// The state tag.
+    pub tag: String,
+    /// `created` or `already-recorded`.
+    pub outcome: String,
+    /// The train.
+    pub train: String,
+}
+
+/// Record a job's state as an annotated tag on the train's commit. Needs no checkout: it
+/// fetches the trigger tag and the commit (no tree) into the store's cache.
+pub fn set_step_state(
+    store: &Store,
+    opts: &SetStateOptions,
+    who: &Identity,
+    now: i64,
+) -> Result<SetStateResult> {
+    let trig = match opts.triggering_tag.parse::<Tag>()? {
+        Tag::Trigger(tr) => tr,
+        other => {
+            return Err(Error::input(format!(
+                "`{other}` is not a trigger tag; expected `release=N.P=<step>.<job>`{}",
+                match &other {
+                    Tag::State(tr, _) => format!(" (did you mean `{}`?)", tr.tag()),
+                    _ => String::new(),
+                }
+            )))
+        }
+    };
+    if opts.state == JobState::Timeout {
+        return Err(Error::input("`timeout` is recorded by `konductor tick`, not reported by jobs; report `failure` instead"));
+    }
+    let trig_name = trig.tag().to_string();
+    // The trigger and this job's states; one prefix read.
+    store.refresh(&[format!("{trig_name}*")])?;
+    let record = store.tag_record(&trig_name).ok_or_else(|| {
+        Error::input(format!(
+            "triggering tag `{trig_name}` does not exist on `{}`",
+            store.remote().url
+        ))
+    })?;
+    if let Some(sha) = &opts.sha {
+        let sha = sha.trim();
+        if sha.is_empty() || !record.commit.starts_with(&sha.to_ascii_lowercase()) || sha.len() < 7
+        {
+            return Err(Error::input(format!(
+                "`--sha {sha}` is not the commit of `{trig_name}` ({}); the job ran on another commit",
+                record.commit
+            )));
+        }
+    }
+    let existing: BTreeMap<JobState, TagRecord> = JobState::ALL
+        .into_iter()
+        .filter_map(|s| {
+            store
+                .tag_record(&trig.state_tag(s).to_string())
+                .map(|r| (s, r))
+        })
+        .collect();
+    let name = trig.state_tag(opts.state).to_string();
+    if existing.contains_key(&opts.state) {
+        return Ok(SetStateResult {
+            tag: name,
+            outcome: "already-recorded".into(),
+            train: trig.train.to_string(),
+        });
+    }
+    let contradicts = match opts.state {
+        JobState::Success => existing
+            .contains_key(&JobState::Failure)
+            .then_some(JobState::Failure),
+        JobState::Failure => existing
+            .contains_key(&JobState::Success)
+            .then_some(JobState::Success),
+        _ => None,
+    };
+    if let Some(c) = contradicts {
+        return Err(Error::input(format!(
+            "`{trig_name}` already recorded `{c}`; refusing to record `{}` for the same job (start a new attempt with `konductor retry`)",
+            opts.state
+        )));
+    }
+    if opts.state == JobState::Started && existing.keys().any(|s| s.is_terminal()) {
+        return Ok(SetStateResult {
+            tag: name,
+            outcome: "already-finished".into(),
+            train: trig.train.to_string(),
+        });
+    }
+    let mut msg = format!("{} {}\n\n", trig_name, opts.state);
+    for i in &opts.info {
+        msg.push_str(i.trim());
+        msg.push('\n');
+    }
+    msg.push_str(&format!("by: {who}\n"));
+    let oid = store.make_tag(&name, &record.commit, &msg, who, now)?;
+    let outcome = match store.push_tag_create(&name, &oid)? {
+        PushOutcome::Created => "created",
+        PushOutcome::AlreadyExists(_) => "already-recorded",
+    };
+    Ok(SetStateResult {
+        tag: name,
+        outcome: outcome.into(),
+        train: trig.train.to_string(),
+    })
+}
+
+/// `konductor unblock`: attest a manual gate.
+pub fn unblock(
+    store: &Store,
+    t: TrainId,
+    step: &str,
+    reason: Option<&str>,
+    by: &Identity,
+    sdd: Option<&Sdd>,
+    now: i64,
+) -> Result<String> {
+    refresh_train(store, t)?;
+    let Planned { obs, sdd, plan: p } = plan_train(store, t, sdd, None, now)?;
+    let Some(s) = sdd.step(step) else {
+        return Err(unknown_step(&sdd, step));
+    };
+    if !s.manual {
+        return Err(Error::input(format!(
+            "step `{step}` is not a manual gate; only steps with `manual: true` can be unblocked"
+        )));
+    }
+    if obs.unblocked.contains_key(step) {
+        return Ok("already-unblocked".into());
+    }
+    if !s.approvers.is_empty()
+        && !s
+            .approvers
+            .iter()
+            .any(|a| a == &by.email || a == &by.name || *a == by.to_string())
+    {
+        return Err(Error::input(format!(
+            "`{by}` may not unblock `{step}`; approvers: {}",
+            s.approvers.join(", ")
+        )));
+    }
+    if let Some(v) = p.step(step) {
+        if v.state == StepState::Skipped {
+            return Err(Error::input(format!(
+                "step `{step}` of train {t} was skipped ({}); nothing to unblock",
+                v.reason.clone().unwrap_or_default()
+            )));
+        }
+        if !(v.state == StepState::Blocked && v.kind == StepKind::Manual) {
+            let pending: Vec<String> = s
+                .needs
+                .iter()
+                .filter(|d| p.step(d).is_some_and(|x| !x.state.is_done()))
+                .map(|d| format!("`{d}`"))
+                .collect();
+            return Err(Error::input(format!(
+                "gate `{step}` of train {t} is not waiting: its dependencies are not done yet ({})",
+                pending.join(", ")
+            )));
+        }
+    }
+    if obs.cancelled.is_some() {
+        return Err(Error::input(format!("train {t} is cancelled")));
+    }
+    let name = Tag::Step(t, step.to_string(), StepVerb::Unblocked).to_string();
+    let msg = format!(
+        "unblock `{step}`\n\nby: {by}\nreason: {}\n",
+        reason.unwrap_or("(none given)")
+    );
+    let oid = store.make_tag(&name, &obs.commit, &msg, by, now)?;
+    Ok(match store.push_tag_create(&name, &oid)? {
+        PushOutcome::Created => "unblocked".into(),
+        PushOutcome::AlreadyExists(_) => "already-unblocked".into(),
+    })
+}
+
+/// `konductor retry`: trigger the next attempt of a failed step.
+pub fn retry(
+    store: &Store,
+    t: TrainId,
+    step: &str,
+    by: &Identity,
+    sdd: Option<&Sdd>,
+    now: i64,
+) -> Result<(String, String)> {
+    refresh_train(store, t)?;
+    let Planned { obs, sdd, plan: p } = plan_train(store, t, sdd, None, now)?;
+    if sdd.step(step).is_none() {
+        return Err(unknown_step(&sdd, step));
+    }
+    if obs.cancelled.is_some() {
+        return Err(Error::input(format!(
+            "train {t} is cancelled; nothing can be retried"
+        )));
+    }
+    let v = p.step(step).ok_or_else(|| {
+        Error::input(format!(
+            "step `{step}` is not needed by the target `{}`",
+            p.target
+        ))
+    })?;
+    let latest = obs
+        .attempts
+        .get(step)
+        .and_then(|a| a.keys().next_back().copied())
+        .unwrap_or(0);
+    // A retry the tick is already making counts: same tag name, one attempt.
+    let auto = p
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Trigger { step: s, .. } if s == step));
+    if v.state != StepState::Failure && !auto {
+        return Err(Error::input(format!(
+            "step `{step}` of train {t} is `{}`, not failed; only a failed step can be retried",
+            v.state.as_str()
+        )));
+    }
+    let tr = Trigger::new(t, step, latest + 1);
+    let name = tr.tag().to_string();
+    let a = Action::Trigger {
+        step: step.into(),
+        job: latest + 1,
+        reason: TriggerReason::Manual { after: latest },
+    };
+    let oid = store.make_tag(
+        &name,
+        &obs.commit,
+        &format!("{}\nby: {by}\n", a.message()),
+        by,
+        now,
+    )?;
+    let outcome = match store.push_tag_create(&name, &oid)? {
+        PushOutcome::Created => "created",
+        PushOutcome::AlreadyExists(_) => "already-exists",
+    };
+    Ok((name, outcome.into()))
+}
+
+/// `konductor cancel`.
+pub fn cancel(store: &Store, t: TrainId, reason: Option<&str>, by: &Identity) -> Result<String> {
+    refresh_train(store, t)?;
+    let obs = observe(store, t)?;
+    if obs.cancelled.is_some() {
+        return Ok("already-cancelled".into());
+    }
+    let name = Tag::Cancelled(t).to_string();
+    let msg = format!(
+        "cancel train {t}\n\nby: {by}\nreason: {}\n",
+        reason.unwrap_or("(none given)")
+    );
+    let oid = store.make_tag(&name, &obs.commit, &msg, by, crate::time::now())?;
+    Ok(match store.push_tag_create(&name, &oid)? {
+        PushOutcome::Created => "cancelled".into(),
+        PushOutcome::AlreadyExists(_) => "already-cancelled".into(),
+    })
+}
+
+fn unknown_step(sdd: &Sdd, step: &str) -> Error {
+    let hint = crate::sdd::nearest(step, sdd.steps().iter().map(|s| s.name.as_str()))
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_default();
+    Error::input(format!("unknown step `{step}` in {}{hint}", sdd.source))
+}

@@ -1,0 +1,1252 @@
+//! The git store: the only code in Konductor that touches git.
+//!
+//! Reads go through a local cache repository that holds the remote's `release=` tags and
+//! the train commits (objects only; no work tree). Writes are create-only pushes of one tag
+//! at a time, straight to the remote.
+//!
+//! What runs where (measured; see `docs/architecture.md`):
+//! - **git2 (libgit2)**: every object and ref in the cache, tag creation, every push (with
+//!   per-ref rejection reports), the advertisement check before a push, the deploy commits.
+//! - **git CLI**, for the two things libgit2 cannot do:
+//!   - *prefix reads*: `git fetch` with protocol v2 sends `ref-prefix` lines, so a tick
+//!     lists only the trains it follows instead of every tag on the remote;
+//!   - *partial fetch of one commit* (`--filter=tree:0`), so `locomotive` reports `started`
+//!     without downloading the tree.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use git2::{
+    Cred, CredentialType, Direction, ErrorClass, ErrorCode, ObjectType, Oid, PushOptions,
+    RemoteCallbacks, Repository, Signature,
+};
+
+use crate::error::{Error, Result};
+use crate::train::TagRecord;
+
+/// Where the remote is, and how to talk to it without leaking credentials.
+#[derive(Clone)]
+pub struct Remote {
+    /// The URL with any `user:password@` removed; safe to print.
+    pub url: String,
+    username: Option<String>,
+    secret: Option<String>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    /// Parse a remote: a path, `file://`, `git://`, `http(s)://` or `ssh://` URL, or
+    /// `user@host:path`. Credentials come from the URL, then `KONDUCTOR_TOKEN`, then
+    /// `GITHUB_TOKEN` (for http(s) only); git's credential helpers are the fallback.
+    pub fn parse(spec: &str) -> Result<Remote> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            return Err(Error::input("the remote is empty"));
+        }
+        let mut username = None;
+        let mut secret = None;
+        let url = if let Some((scheme, rest)) = spec.split_once("://") {
+            let scheme_l = scheme.to_ascii_lowercase();
+            if !["file", "git", "http", "https", "ssh"].contains(&scheme_l.as_str()) {
+                return Err(Error::input(format!(
+                    "unsupported remote scheme `{scheme}://`; use a path, file://, git://, http(s):// or ssh://"
+                )));
+            }
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = match authority.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let (u, p) = userinfo
+                        .split_once(':')
+                        .map_or((userinfo, None), |(u, p)| (u, Some(p)));
+                    username = Some(percent_decode(u));
+                    secret = p.map(percent_decode);
+                    host
+                }
+                None => authority,
+            };
+            if scheme_l.starts_with("http") && secret.is_none() {
+                if let Some(tok) = env_token() {
+                    secret = Some(tok);
+                    username.get_or_insert_with(|| {
+                        std::env::var("KONDUCTOR_USERNAME")
+                            .unwrap_or_else(|_| "x-access-token".into())
+                    });
+                }
+            }
+            if scheme_l == "ssh" {
+                // user@host is not a secret for ssh; keep it in the URL.
+                if let Some(u) = &username {
+                    let url = format!("{scheme}://{u}@{host}/{path}");
+                    return Ok(Remote {
+                        url,
+                        username: username.clone(),
+                        secret: None,
+                    });
+                }
+            }
+            format!("{scheme}://{host}/{path}")
+        } else {
+            let p = Path::new(spec);
+            if p.exists() {
+                let abs = fs::canonicalize(p).map_err(|e| Error::Io {
+                    what: format!("cannot read remote path `{spec}`"),
+                    source: e,
+                })?;
+                abs.to_string_lossy().into_owned()
+            } else if spec.contains(':') && !spec.starts_with('/') {
+                spec.to_string() // scp-like ssh
+            } else {
+                return Err(Error::Remote(format!(
+                    "remote `{spec}` is not reachable: no such path"
+                )));
+            }
+        };
+        Ok(Remote {
+            url,
+            username,
+            secret,
+        })
+    }
+
+    /// Whether this remote is on the local file system.
+    pub fn is_local(&self) -> bool {
+        self.url.starts_with('/') || self.url.starts_with("file://")
+    }
+
+    /// Remove every credential of this remote from `text`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = redact_userinfo(text);
+        if let Some(s) = self.secret.as_deref().filter(|s| !s.is_empty()) {
+            out = out.replace(s, "***");
+            if let Some(u) = &self.username {
+                let b = base64(format!("{u}:{s}").as_bytes());
+                out = out.replace(&b, "***");
+            }
+        }
+        out
+    }
+
+    fn http_header(&self) -> Option<String> {
+        let s = self.secret.as_ref()?;
+        if !self.url.starts_with("http") {
+            return None;
+        }
+        let u = self.username.as_deref().unwrap_or("x-access-token");
+        Some(format!(
+            "Authorization: Basic {}",
+            base64(format!("{u}:{s}").as_bytes())
+        ))
+    }
+}
+
+fn env_token() -> Option<String> {
+    ["KONDUCTOR_TOKEN", "GITHUB_TOKEN"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// Strip `user:pass@` from every URL in `text`.
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"' || c == '`')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***@");
+                out.push_str(&authority[at + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in input.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(T[((n >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// What a create-only push found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The tag is now on the remote, created by us.
+    Created,
+    /// The tag already existed (someone else created it first); this is its object id.
+    AlreadyExists(String),
+}
+
+/// One ref as advertised by the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRef {
+    /// Full ref name.
+    pub name: String,
+    /// Object id.
+    pub oid: String,
+}
+
+/// Who writes a tag: `Name <email>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+}
+
+impl Identity {
+    /// Parse `Name <email>`, or a bare email / name.
+    pub fn parse(s: &str) -> Identity {
+        let s = s.trim();
+        if let (Some(lt), true) = (s.find('<'), s.ends_with('>')) {
+            let name = s[..lt].trim();
+            let email = &s[lt + 1..s.len() - 1];
+            return Identity {
+                name: if name.is_empty() {
+                    email.to_string()
+                } else {
+                    name.to_string()
+                },
+                email: email.to_string(),
+            };
+        }
+        if s.contains('@') {
+            Identity {
+                name: s.to_string(),
+                email: s.to_string(),
+            }
+        } else {
+            Identity {
+                name: s.to_string(),
+                email: format!("{s}@konductor.invalid"),
+            }
+        }
+    }
+
+    /// From `KONDUCTOR_IDENTITY`, then git's `user.name`/`user.email`, then `$USER`.
+    pub fn from_env(default_name: &str) -> Identity {
+        if let Ok(v) = std::env::var("KONDUCTOR_IDENTITY") {
+            if !v.trim().is_empty() {
+                return Identity::parse(&v);
+            }
+        }
+        if let Ok(cfg) = git2::Config::open_default() {
+            if let (Ok(n), Ok(e)) = (cfg.get_string("user.name"), cfg.get_string("user.email")) {
+                return Identity { name: n, email: e };
+            }
+        }
+        let user = std::env::var("USER").unwrap_or_else(|_| default_name.to_string());
+        Identity::parse(&user)
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} <{}>", self.name, self.email)
+    }
+}
+
+/// The store: a cache repository tied to one remote.
+pub struct Store {
+    remote: Remote,
+    repo: Repository,
+    dir: PathBuf,
+    temporary: bool,
+    _lock: Option<File>,
+}
+
+/// Where the cache lives.
+#[derive(Debug, Clone)]
+pub enum CacheLocation {
+    /// Pick: `$KONDUCTOR_CACHE_DIR`, else inside the current repository's git dir (sharing
+    /// its objects), else `$XDG_CACHE_HOME/konductor` (or `~/.cache/konductor`).
+    Auto,
+    /// Use a fresh temporary repository, removed on drop (for `locomotive`).
+    Temporary,
+    /// This directory.
+    Dir(PathBuf),
+}
+
+impl Store {
+    /// Open (creating if needed) the cache for `remote`. Holds an exclusive lock on the
+    /// cache until dropped, so that two commands on one machine do not fetch into it at once.
+    pub fn open(remote: Remote, location: CacheLocation) -> Result<Store> {
+        init_libgit2();
+        let temporary = matches!(location, CacheLocation::Temporary);
+        let (dir, alternates) = match location {
+            CacheLocation::Dir(d) => (d, None),
+            CacheLocation::Temporary => {
+                let base = std::env::temp_dir().join(format!(
+                    "konductor-{}-{}",
+                    std::process::id(),
+                    crate::time::now_nanos()
+                ));
+                (base, None)
+            }
+            CacheLocation::Auto => auto_location(&remote),
+        };
+        fs::create_dir_all(&dir).map_err(|e| Error::Io {
+            what: format!("cannot create cache directory `{}`", dir.display()),
+            source: e,
+        })?;
+        let lock = File::create(dir.join("konductor.lock")).map_err(|e| Error::Io {
+            what: format!("cannot create lock file in `{}`", dir.display()),
+            source: e,
+        })?;
+        lock.lock().map_err(|e| Error::Io {
+            what: format!("cannot lock cache `{}`", dir.display()),
+            source: e,
+        })?;
+        let repo_dir = dir.join("repo.git");
+        let repo = match Repository::open_bare(&repo_dir) {
+            Ok(r) => r,
+            Err(_) => Repository::init_bare(&repo_dir)
+                .map_err(|e| git_err(&remote, "cannot create the cache repository", e))?,
+        };
+        if let Some(alt) = alternates {
+            let f = repo_dir.join("objects/info/alternates");
+            let want = format!("{}\n", alt.display());
+            if fs::read_to_string(&f).ok().as_deref() != Some(want.as_str()) {
+                let _ = fs::write(&f, want);
+            }
+        }
+        {
+            let mut cfg = repo
+                .config()
+                .map_err(|e| git_err(&remote, "cannot read cache config", e))?;
+            if cfg.get_string("remote.origin.url").ok().as_deref() != Some(remote.url.as_str()) {
+                cfg.set_str("remote.origin.url", &remote.url)
+                    .map_err(|e| git_err(&remote, "cannot write cache config", e))?;
+            }
+            // Objects missing after a partial fetch are fetched lazily by the git CLI.
+            let _ = cfg.set_bool("remote.origin.promisor", true);
+            let _ = cfg.set_str("remote.origin.partialclonefilter", "blob:none");
+            let _ = cfg.set_str("extensions.partialclone", "origin");
+            let _ = cfg.set_i32("core.repositoryformatversion", 1);
+            let _ = cfg.set_i32("gc.auto", 0);
+        }
+        Ok(Store {
+            remote,
+            repo,
+            dir,
+            temporary,
+            _lock: Some(lock),
+        })
+    }
+
+    /// The remote.
+    pub fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    /// The cache directory.
+    pub fn cache_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Fetch the remote tags matching `patterns` (each a ref glob under `refs/tags/`, like
+    /// `release=42.*`) into the cache, with their commits (no trees), and drop cached tags
+    /// under those patterns that the remote no longer has.
+    pub fn refresh(&self, patterns: &[String]) -> Result<()> {
+        if patterns.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<String> = vec![
+            "fetch".into(),
+            "--no-tags".into(),
+            "--no-write-fetch-head".into(),
+            "--prune".into(),
+            "--depth=1".into(),
+            "--filter=blob:none".into(),
+            "--quiet".into(),
+            "origin".into(),
+        ];
+        for p in patterns {
+            args.push(format!("+refs/tags/{p}:refs/tags/{p}"));
+        }
+        self.git_cli(&args, "cannot read tags from")?;
+        Ok(())
+    }
+
+    /// Make sure `commit` (a full or abbreviated id) is in the cache, fetching just that
+    /// commit (no tree) if needed. Returns the full id.
+    pub fn ensure_commit(&self, commit: &str) -> Result<String> {
+        if let Some(c) = self.find_commit(commit) {
+            return Ok(c);
+        }
+        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::input(format!(
+                "commit `{commit}` is not in the local repository; give the full 40-character id so it can be fetched from `{}`",
+                self.remote.url
+            )));
+        }
+        let args: Vec<String> = [
+            "fetch",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--depth=1",
+            "--filter=blob:none",
+            "--quiet",
+            "origin",
+            commit,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        match self.git_cli(&args, "cannot fetch commit from") {
+            Ok(_) => {}
+            Err(Error::Remote(m))
+                if m.contains("not our ref")
+                    || m.contains("couldn't find remote ref")
+                    || m.contains("no such remote ref")
+                    || m.contains("upload-pack: not our") =>
+            {
+                return Err(Error::input(format!(
+                    "commit `{commit}` does not exist on `{}`",
+                    self.remote.url
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+        self.find_commit(commit).ok_or_else(|| {
+            Error::input(format!(
+                "commit `{commit}` does not exist on `{}`",
+                self.remote.url
+            ))
+        })
+    }
+
+    fn find_commit(&self, commit: &str) -> Option<String> {
+        let obj = self
+            .repo
+            .revparse_single(&format!("{commit}^{{commit}}"))
+            .ok()?;
+        Some(obj.id().to_string())
+    }
+
+    /// Train-tag names in the cache under `refs/tags/release=`, without reading objects.
+    pub fn tag_names(&self, glob: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut refs = self
+            .repo
+            .references_glob(&format!("refs/tags/{glob}"))
+            .map_err(|e| git_err(&self.remote, "cannot list cached tags", e))?;
+        for r in refs.names() {
+            match r {
+                Ok(n) => out.push(n.trim_start_matches("refs/tags/").to_string()),
+                Err(_) => continue, // not UTF-8: not ours
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read the cached tags matching `glob` (e.g. `release=42.*`), with their objects.
+    pub fn tag_records(&self, glob: &str) -> Result<Vec<TagRecord>> {
+        let mut out = Vec::new();
+        for name in self.tag_names(glob)? {
+            if let Some(r) = self.tag_record(&name) {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read one cached tag.
+    pub fn tag_record(&self, name: &str) -> Option<TagRecord> {
+        let r = self
+            .repo
+            .find_reference(&format!("refs/tags/{name}"))
+            .ok()?;
+        let oid = r.target()?;
+        match self.repo.find_tag(oid) {
+            Ok(tag) => {
+                let commit = tag.target_id();
+                let commit = self
+                    .repo
+                    .find_object(commit, None)
+                    .ok()
+                    .and_then(|o| o.peel(ObjectType::Commit).ok())
+                    .map_or(commit, |c| c.id());
+                let (tagger, time) = tag.tagger().map_or((None, None), |s| {
+                    (
+                        Some(format!(
+                            "{} <{}>",
+                            s.name().unwrap_or("?"),
+                            s.email().unwrap_or("?")
+                        )),
+                        Some(s.when().seconds()),
+                    )
+                });
+                Some(TagRecord {
+                    name: name.to_string(),
+                    commit: commit.to_string(),
+                    tagger,
+                    time,
+                    message: tag.message().ok().flatten().unwrap_or("").to_string(),
+                })
+            }
+            Err(_) => Some(TagRecord {
+                name: name.to_string(),
+                commit: oid.to_string(),
+                tagger: None,
+                time: None,
+                message: String::new(),
+            }),
+        }
+    }
+
+    /// Create an annotated tag object (not yet a ref) on `commit`.
+    pub fn make_tag(
+        &self,
+        name: &str,
+        commit: &str,
+        message: &str,
+        who: &Identity,
+        when: i64,
+    ) -> Result<String> {
+        let oid = Oid::from_str(commit)
+            .map_err(|_| Error::input(format!("`{commit}` is not an object id")))?;
+        let obj = self.repo.find_object(oid, None).map_err(|e| {
+            git_err(
+                &self.remote,
+                &format!("commit `{commit}` is not in the cache"),
+                e,
+            )
+        })?;
+        let sig = Signature::new(&who.name, &who.email, &git2::Time::new(when, 0))
+            .map_err(|e| Error::input(format!("invalid identity `{who}`: {}", e.message())))?;
+        let id = self
+            .repo
+            .tag_annotation_create(name, &obj, &sig, message)
+            .map_err(|e| git_err(&self.remote, "cannot create tag object", e))?;
+        Ok(id.to_string())
+    }
+
+    /// List the remote's refs (the full advertisement: git has no prefix filter on push).
+    pub fn ls_remote(&self) -> Result<Vec<RemoteRef>> {
+        let mut remote = self
+            .repo
+            .remote_anonymous(&self.remote.url)
+            .map_err(|e| git_err(&self.remote, "invalid remote", e))?;
+        let auth = AuthState::default();
+        let cbs = callbacks(&self.remote, &auth);
+        let conn = remote
+            .connect_auth(Direction::Fetch, Some(cbs), Some(proxy()))
+            .map_err(|e| self.net_err("cannot connect to", e, &auth))?;
+        let list = conn
+            .list()
+            .map_err(|e| self.net_err("cannot list refs of", e, &auth))?;
+        Ok(list
+            .iter()
+            .map(|h| RemoteRef {
+                name: h.name().to_string(),
+                oid: h.oid().to_string(),
+            })
+            .collect())
+    }
+
+    /// Push one tag object as `refs/tags/<name>`, create-only. If the remote already has the
+    /// tag (advertised, or created by someone else while we pushed), report who won.
+    pub fn push_tag_create(&self, name: &str, tag_oid: &str) -> Result<PushOutcome> {
+        let refname = format!("refs/tags/{name}");
+        let mut remote = self
+            .repo
+            .remote_anonymous(&self.remote.url)
+            .map_err(|e| git_err(&self.remote, "invalid remote", e))?;
+        let auth = AuthState::default();
+        let rejected: Arc<Mutex<Option<String>>> = Arc::default();
+        let mut cbs = callbacks(&self.remote, &auth);
+        let r2 = rejected.clone();
+        cbs.push_update_reference(move |_r, status| {
+            if let Some(s) = status {
+                *r2.lock().expect("lock") = Some(s.to_string());
+            }
+            Ok(())
+        });
+        remote
+            .connect_auth(Direction::Push, Some(cbs), Some(proxy()))
+            .map_err(|e| self.net_err("cannot connect to", e, &auth))?;
+        let existing = remote
+            .list()
+            .map_err(|e| self.net_err("cannot list refs of", e, &auth))?
+            .iter()
+            .find(|h| h.name() == refname)
+            .map(|h| h.oid().to_string());
+        if let Some(oid) = existing {
+            return Ok(PushOutcome::AlreadyExists(oid));
+        }
+        let mut opts = PushOptions::new();
+        let mut cbs = callbacks(&self.remote, &auth);
+        let r3 = rejected.clone();
+        cbs.push_update_reference(move |_r, status| {
+            if let Some(s) = status {
+                *r3.lock().expect("lock") = Some(s.to_string());
+            }
+            Ok(())
+        });
+        opts.remote_callbacks(cbs);
+        opts.proxy_options(proxy());
+        remote
+            .push(&[format!("{tag_oid}:{refname}")], Some(&mut opts))
+            .map_err(|e| self.net_err("cannot push to", e, &auth))?;
+        let status = rejected.lock().expect("lock").take();
+        if let Some(why) = status {
+            // Most likely a concurrent creation: look again.
+            let now = self.ls_remote()?;
+            if let Some(r) = now.into_iter().find(|r| r.name == refname) {
+                return Ok(PushOutcome::AlreadyExists(r.oid));
+            }
+            return Err(Error::Remote(self.remote.redact(&format!(
+                "`{}` rejected tag `{name}`: {why}",
+                self.remote.url
+            ))));
+        }
+        // Keep the cache current.
+        if let Ok(oid) = Oid::from_str(tag_oid) {
+            let _ = self
+                .repo
+                .reference(&refname, oid, true, "konductor: pushed");
+        }
+        Ok(PushOutcome::Created)
+    }
+
+    /// Move (or create) the lightweight ref `refname` from `expected_old` (None: must not
+    /// exist) to `new`. The push is rejected if the ref moved meanwhile.
+    pub fn push_ref_cas(&self, refname: &str, new: &str, expected_old: Option<&str>) -> Result<()> {
+        let mut remote = self
+            .repo
+            .remote_anonymous(&self.remote.url)
+            .map_err(|e| git_err(&self.remote, "invalid remote", e))?;
+        let auth = AuthState::default();
+        let rejected: Arc<Mutex<Option<String>>> = Arc::default();
+        let r2 = rejected.clone();
+        let mut cbs = callbacks(&self.remote, &auth);
+        cbs.push_update_reference(move |_r, status| {
+            if let Some(s) = status {
+                *r2.lock().expect("lock") = Some(s.to_string());
+            }
+            Ok(())
+        });
+        let mut conn_cbs = callbacks(&self.remote, &auth);
+        conn_cbs.push_update_reference(|_, _| Ok(()));
+        remote
+            .connect_auth(Direction::Push, Some(conn_cbs), Some(proxy()))
+            .map_err(|e| self.net_err("cannot connect to", e, &auth))?;
+        let current = remote
+            .list()
+            .map_err(|e| self.net_err("cannot list refs of", e, &auth))?
+            .iter()
+            .find(|h| h.name() == refname)
+            .map(|h| h.oid().to_string());
+        if current.as_deref() != expected_old {
+            return Err(Error::Conflict(format!(
+                "`{refname}` moved on `{}` meanwhile (now {}, expected {}); nothing was overwritten, run again to publish on top of it",
+                self.remote.url,
+                current.as_deref().map_or("absent", crate::train::short),
+                expected_old.map_or("absent", crate::train::short),
+            )));
+        }
+        let mut opts = PushOptions::new();
+        opts.remote_callbacks(cbs);
+        opts.proxy_options(proxy());
+        remote
+            .push(&[format!("{new}:{refname}")], Some(&mut opts))
+            .map_err(|e| {
+                let msg = e.message().to_string();
+                if msg.contains("non-fastforward") || msg.contains("not present locally") {
+                    Error::Conflict(format!(
+                        "`{refname}` moved on `{}` meanwhile; nothing was overwritten, run again to publish on top of it",
+                        self.remote.url
+                    ))
+                } else {
+                    self.net_err("cannot push to", e, &auth)
+                }
+            })?;
+        if let Some(why) = rejected.lock().expect("lock").take() {
+            return Err(Error::Conflict(format!(
+                "`{}` rejected the update of `{refname}` ({why}); it probably moved meanwhile; nothing was overwritten",
+                self.remote.url
+            )));
+        }
+        if let Ok(oid) = Oid::from_str(new) {
+            let _ = self.repo.reference(refname, oid, true, "konductor: pushed");
+        }
+        Ok(())
+    }
+
+    /// Fetch one ref (full history not needed: depth 1, with trees) into the cache.
+    pub fn fetch_ref(&self, refname: &str) -> Result<bool> {
+        let args: Vec<String> = vec![
+            "fetch".into(),
+            "--no-tags".into(),
+            "--no-write-fetch-head".into(),
+            "--depth=1".into(),
+            "--quiet".into(),
+            "origin".into(),
+            format!("+{refname}:{refname}"),
+        ];
+        match self.git_cli(&args, "cannot fetch from") {
+            Ok(_) => Ok(true),
+            Err(Error::Remote(m)) if m.contains("couldn't find remote ref") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The object id a cached ref points to.
+    pub fn ref_target(&self, refname: &str) -> Option<String> {
+        self.repo.refname_to_id(refname).ok().map(|o| o.to_string())
+    }
+
+    /// Write a commit holding the files under `dir` (recursively), with `parent` if given.
+    /// The commit is on no branch.
+    pub fn commit_dir(
+        &self,
+        dir: &Path,
+        parent: Option<&str>,
+        message: &str,
+        who: &Identity,
+        when: i64,
+    ) -> Result<String> {
+        let tree = self.write_tree(dir)?;
+        let tree = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| git_err(&self.remote, "cannot read tree", e))?;
+        let sig = Signature::new(&who.name, &who.email, &git2::Time::new(when, 0))
+            .map_err(|e| Error::input(format!("invalid identity `{who}`: {}", e.message())))?;
+        let parents: Vec<git2::Commit<'_>> = match parent {
+            Some(p) => vec![self
+                .repo
+                .find_commit(Oid::from_str(p).map_err(|_| Error::input("bad parent id"))?)
+                .map_err(|e| git_err(&self.remote, "cannot read the previous deploy commit", e))?],
+            None => vec![],
+        };
+        let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        let id = self
+            .repo
+            .commit(None, &sig, &sig, message, &tree, &refs)
+            .map_err(|e| git_err(&self.remote, "cannot write the deploy commit", e))?;
+        Ok(id.to_string())
+    }
+
+    fn write_tree(&self, dir: &Path) -> Result<Oid> {
+        let mut tb = self
+            .repo
+            .treebuilder(None)
+            .map_err(|e| git_err(&self.remote, "cannot build tree", e))?;
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .map_err(|e| Error::Io {
+                what: format!("cannot read `{}`", dir.display()),
+                source: e,
+            })?
+            .filter_map(|e| e.ok())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name == ".git" {
+                continue;
+            }
+            let path = e.path();
+            let ft = e.file_type().map_err(|err| Error::Io {
+                what: format!("cannot read `{}`", path.display()),
+                source: err,
+            })?;
+            if ft.is_dir() {
+                let sub = self.write_tree(&path)?;
+                if self
+                    .repo
+                    .find_tree(sub)
+                    .map(|t| !t.is_empty())
+                    .unwrap_or(false)
+                {
+                    tb.insert(name, sub, 0o040000)
+                        .map_err(|e| git_err(&self.remote, "cannot build tree", e))?;
+                }
+            } else if ft.is_file() {
+                let data = fs::read(&path).map_err(|err| Error::Io {
+                    what: format!("cannot read `{}`", path.display()),
+                    source: err,
+                })?;
+                let blob = self
+                    .repo
+                    .blob(&data)
+                    .map_err(|e| git_err(&self.remote, "cannot write blob", e))?;
+                tb.insert(name, blob, 0o100644)
+                    .map_err(|e| git_err(&self.remote, "cannot build tree", e))?;
+            }
+        }
+        tb.write()
+            .map_err(|e| git_err(&self.remote, "cannot write tree", e))
+    }
+
+    /// The content of `path` at `commit`, fetching missing objects lazily.
+    pub fn read_file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        if let Ok(oid) = Oid::from_str(commit) {
+            if let Ok(c) = self.repo.find_commit(oid) {
+                if let Ok(tree) = c.tree() {
+                    match tree.get_path(Path::new(path)) {
+                        Ok(entry) => {
+                            if let Ok(blob) = self.repo.find_blob(entry.id()) {
+                                return Ok(Some(blob.content().to_vec()));
+                            }
+                        }
+                        Err(e)
+                            if e.code() == ErrorCode::NotFound
+                                && self.tree_complete(&tree, path) =>
+                        {
+                            return Ok(None)
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+        // Some object is missing (partial cache): let git fetch it from the promisor remote.
+        let spec = format!("{commit}:{path}");
+        let exists = self.git_cli(
+            &["cat-file".into(), "-e".into(), spec.clone()],
+            "cannot read from",
+        );
+        if exists.is_err() {
+            return Ok(None);
+        }
+        let out = self.git_cli(
+            &["cat-file".into(), "blob".into(), spec],
+            "cannot read from",
+        )?;
+        Ok(Some(out))
+    }
+
+    fn tree_complete(&self, tree: &git2::Tree<'_>, path: &str) -> bool {
+        // A NotFound is trustworthy only if every tree on the way was present.
+        let mut cur = tree.clone();
+        let parts: Vec<&str> = path.split('/').collect();
+        for p in &parts[..parts.len().saturating_sub(1)] {
+            let Some(id) = cur.get_name(p).map(|e| e.id()) else {
+                return true;
+            };
+            match self.repo.find_tree(id) {
+                Ok(t) => cur = t,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Paths that differ between two commits (trees only; blobs are not needed).
+    pub fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>> {
+        let tree_of = |c: &str| -> Option<git2::Tree<'_>> {
+            let c = self.repo.find_commit(Oid::from_str(c).ok()?).ok()?;
+            c.tree().ok()
+        };
+        if let (Some(a), Some(b)) = (tree_of(from), tree_of(to)) {
+            if let Ok(diff) = self.repo.diff_tree_to_tree(Some(&a), Some(&b), None) {
+                let mut out = Vec::new();
+                for d in diff.deltas() {
+                    for f in [d.old_file().path(), d.new_file().path()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        let s = f.to_string_lossy().into_owned();
+                        if !out.contains(&s) {
+                            out.push(s);
+                        }
+                    }
+                }
+                return Ok(out);
+            }
+        }
+        let out = self.git_cli(
+            &[
+                "diff-tree".into(),
+                "-r".into(),
+                "--name-only".into(),
+                "--no-renames".into(),
+                from.into(),
+                to.into(),
+            ],
+            "cannot compare commits from",
+        )?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    /// Whether `ancestor` is an ancestor of `commit` (or equal), if it can be told locally.
+    pub fn is_ancestor(&self, ancestor: &str, commit: &str) -> Option<bool> {
+        let a = Oid::from_str(ancestor).ok()?;
+        let c = Oid::from_str(commit).ok()?;
+        if a == c {
+            return Some(true);
+        }
+        self.repo.graph_descendant_of(c, a).ok()
+    }
+
+    /// Run the git CLI in the cache repository, with credentials in the environment only.
+    fn git_cli(&self, args: &[String], what: &str) -> Result<Vec<u8>> {
+        let mut cmd = Command::new(git_program());
+        cmd.arg("--git-dir").arg(self.dir.join("repo.git"));
+        cmd.args([
+            "-c",
+            "protocol.version=2",
+            "-c",
+            "fetch.writeCommitGraph=false",
+            "-c",
+            "maintenance.auto=false",
+            "-c",
+            "gc.auto=0",
+        ]);
+        cmd.args(args);
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .env("GCM_INTERACTIVE", "never")
+            .env("LC_ALL", "C")
+            .env(
+                "GIT_SSH_COMMAND",
+                std::env::var("GIT_SSH_COMMAND").unwrap_or_else(|_| "ssh -o BatchMode=yes".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(h) = self.remote.http_header() {
+            // Passed through the environment, so it never shows in `ps`.
+            let n: usize = std::env::var("GIT_CONFIG_COUNT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            cmd.env("GIT_CONFIG_COUNT", (n + 2).to_string())
+                .env(format!("GIT_CONFIG_KEY_{n}"), "http.extraHeader")
+                .env(format!("GIT_CONFIG_VALUE_{n}"), h)
+                .env(format!("GIT_CONFIG_KEY_{}", n + 1), "credential.helper")
+                .env(format!("GIT_CONFIG_VALUE_{}", n + 1), "");
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| Error::Remote(format!("cannot run `git` (is it installed?): {e}")))?;
+        if out.status.success() {
+            return Ok(out.stdout);
+        }
+        // A shallow fetch whose refspecs match nothing exits 1 and says nothing.
+        if out.status.code() == Some(1)
+            && out.stderr.iter().all(u8::is_ascii_whitespace)
+            && args.first().map(String::as_str) == Some("fetch")
+            && args.iter().any(|a| a == "--depth=1")
+        {
+            return Ok(Vec::new());
+        }
+        let stderr = self.remote.redact(&String::from_utf8_lossy(&out.stderr));
+        let detail = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                l.trim_start_matches("fatal: ")
+                    .trim_start_matches("error: ")
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let url = &self.remote.url;
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("authentication failed")
+            || lower.contains("could not read username")
+            || lower.contains("could not read password")
+            || lower.contains("terminal prompts disabled")
+            || lower.contains("the requested url returned error: 401")
+            || lower.contains("the requested url returned error: 403")
+            || lower.contains("permission denied (publickey")
+        {
+            return Err(Error::Auth(format!("`{url}` rejected the credentials ({detail}); set `KONDUCTOR_TOKEN` or configure a git credential helper")));
+        }
+        Err(Error::Remote(format!("{what} `{url}`: {detail}")))
+    }
+
+    fn net_err(&self, what: &str, e: git2::Error, auth: &AuthState) -> Error {
+        let url = &self.remote.url;
+        let msg = self.remote.redact(e.message());
+        if auth.rejected()
+            || e.code() == ErrorCode::Auth
+            || (e.class() == ErrorClass::Http && msg.contains("401"))
+        {
+            return Error::Auth(format!(
+                "`{url}` rejected the credentials ({msg}); set `KONDUCTOR_TOKEN` or configure a git credential helper"
+            ));
+        }
+        Error::Remote(format!("{what} `{url}`: {msg}"))
+    }
+
+    /// Write a small file in the cache directory (e.g. derived state), atomically.
+    pub fn write_cache_file(&self, name: &str, data: &[u8]) -> Result<()> {
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let dst = self.dir.join(name);
+        let mut f = File::create(&tmp).map_err(|e| Error::Io {
+            what: format!("cannot write `{}`", tmp.display()),
+            source: e,
+        })?;
+        f.write_all(data).map_err(|e| Error::Io {
+            what: format!("cannot write `{}`", tmp.display()),
+            source: e,
+        })?;
+        fs::rename(&tmp, &dst).map_err(|e| Error::Io {
+            what: format!("cannot write `{}`", dst.display()),
+            source: e,
+        })
+    }
+
+    /// Read a small file from the cache directory.
+    pub fn read_cache_file(&self, name: &str) -> Option<Vec<u8>> {
+        fs::read(self.dir.join(name)).ok()
+    }
+
+    /// The HEAD commit of the repository in the current directory, if any.
+    pub fn local_origin_url() -> Option<String> {
+        let repo = Repository::discover(".").ok()?;
+        let remote = repo.find_remote("origin").ok()?;
+        remote.url().ok().map(str::to_string)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn auto_location(remote: &Remote) -> (PathBuf, Option<PathBuf>) {
+    let slug = slug(&remote.url);
+    if let Ok(base) = std::env::var("KONDUCTOR_CACHE_DIR") {
+        if !base.is_empty() {
+            let alt = Repository::discover(".")
+                .ok()
+                .map(|r| r.path().join("objects"));
+            return (PathBuf::from(base).join(slug), alt);
+        }
+    }
+    if let Ok(repo) = Repository::discover(".") {
+        let gitdir = repo.path().to_path_buf();
+        return (
+            gitdir.join("konductor").join(slug),
+            Some(gitdir.join("objects")),
+        );
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    (base.join("konductor").join(slug), None)
+}
+
+fn slug(url: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in url.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    let tail: String = url
+        .rsplit('/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("remote")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("{tail}-{h:016x}")
+}
+
+/// Let libgit2 open the cache, which the git CLI marks as a partial clone
+/// (`extensions.partialclone`) after a filtered fetch.
+fn init_libgit2() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[allow(unsafe_code)]
+        // SAFETY: called once, before this process opens any repository, so no other
+        // thread is reading libgit2's global extension list.
+        unsafe {
+            let _ = git2::opts::set_extensions(&["partialclone", "noop"]);
+        }
+    });
+}
+
+fn git_program() -> String {
+    std::env::var("KONDUCTOR_GIT").unwrap_or_else(|_| "git".into())
+}
+
+#[derive(Default, Clone)]
+struct AuthState {
+    tries: Arc<Mutex<BTreeMap<u32, u32>>>,
+    rejected: Arc<Mutex<bool>>,
+}
+
+impl AuthState {
+    fn rejected(&self) -> bool {
+        *self.rejected.lock().expect("lock")
+    }
+}
+
+fn callbacks<'a>(remote: &Remote, auth: &AuthState) -> RemoteCallbacks<'a> {
+    let mut cbs = RemoteCallbacks::new();
+    let remote = remote.clone();
+    let auth = auth.clone();
+    cbs.credentials(move |url, user_from_url, allowed| {
+        // One attempt per kind of credential: libgit2 would otherwise loop forever.
+        let key = allowed.bits();
+        {
+            let mut tries = auth.tries.lock().expect("lock");
+            let n = tries.entry(key).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                *auth.rejected.lock().expect("lock") = true;
+                return Err(git2::Error::from_str("authentication rejected"));
+            }
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            if let Some(secret) = &remote.secret {
+                let user = remote.username.as_deref().unwrap_or("x-access-token");
+                return Cred::userpass_plaintext(user, secret);
+            }
+            if let Ok(cfg) = git2::Config::open_default() {
+                if let Ok(c) = Cred::credential_helper(&cfg, url, user_from_url) {
+                    return Ok(c);
+                }
+            }
+            *auth.rejected.lock().expect("lock") = true;
+            return Err(git2::Error::from_str(
+                "the remote asks for credentials and none are configured",
+            ));
+        }
+        if allowed.contains(CredentialType::SSH_KEY) {
+            let user = user_from_url
+                .or(remote.username.as_deref())
+                .unwrap_or("git");
+            if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+                return Cred::ssh_key_from_agent(user);
+            }
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            for k in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+                let p = home.join(".ssh").join(k);
+                if p.exists() {
+                    return Cred::ssh_key(user, None, &p, None);
+                }
+            }
+        }
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(user_from_url.unwrap_or("git"));
+        }
+        *auth.rejected.lock().expect("lock") = true;
+        Err(git2::Error::from_str("no usable credentials"))
+    });
+    cbs
+}
+
+fn proxy<'a>() -> git2::ProxyOptions<'a> {
+    let mut p = git2::ProxyOptions::new();
+    p.auto();
+    p
+}
+
+fn git_err(remote: &Remote, what: &str, e: git2::Error) -> Error {
+    Error::Remote(format!("{what}: {}", remote.redact(e.message())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_userinfo_and_secrets() {
+        let r = Remote::parse("https://alice:s3cr%21t@example.com/org/repo.git").unwrap();
+        assert_eq!(r.url, "https://example.com/org/repo.git");
+        assert_eq!(r.secret.as_deref(), Some("s3cr!t"));
+        let msg = format!(
+            "failed https://alice:s3cr!t@example.com/x and s3cr!t and {}",
+            base64(b"alice:s3cr!t")
+        );
+        let red = r.redact(&msg);
+        assert!(
+            !red.contains("s3cr!t") && !red.contains(&base64(b"alice:s3cr!t")),
+            "{red}"
+        );
+        assert!(red.contains("https://***@example.com/x"), "{red}");
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn rejects_unknown_schemes() {
+        assert!(matches!(Remote::parse("ftp://x/y"), Err(Error::Input(_))));
+        assert!(matches!(
+            Remote::parse("/no/such/path/at/all"),
+            Err(Error::Remote(_))
+        ));
+    }
+}

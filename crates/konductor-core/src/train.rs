@@ -1,0 +1,245 @@
+//! What one train's tags say: the observed facts the planner works from.
+//!
+//! This module turns raw tag records (name, commit, tagger, time, message) into an
+//! [`Observed`] train, and refuses what cannot be trusted: state tags on another commit,
+//! states without their trigger, tags of steps the graph does not have. Each refusal is a
+//! warning, never an error: junk on the remote must not stop a train.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::tag::{JobState, StepVerb, Tag, TrainId};
+
+/// One tag as read from the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagRecord {
+    /// The tag name without `refs/tags/`.
+    pub name: String,
+    /// The commit it points to (peeled).
+    pub commit: String,
+    /// `Name <email>` of the tagger, for annotated tags.
+    pub tagger: Option<String>,
+    /// Tagger time, seconds since the epoch, for annotated tags.
+    pub time: Option<i64>,
+    /// The tag message, for annotated tags.
+    pub message: String,
+}
+
+/// Who did something, when, and what they said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// The tagger (`Name <email>`), or `unknown` for a lightweight tag.
+    pub by: String,
+    /// Seconds since the epoch (0 when unknown).
+    pub at: i64,
+    /// The tag message, trimmed.
+    pub message: String,
+    /// The tag name.
+    pub tag: String,
+}
+
+impl Event {
+    fn from_record(r: &TagRecord) -> Self {
+        Event {
+            by: r.tagger.clone().unwrap_or_else(|| "unknown".into()),
+            at: r.time.unwrap_or(0),
+            message: r.message.trim().to_string(),
+            tag: r.name.clone(),
+        }
+    }
+
+    /// The value of a `key: value` line of the message, if any.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        message_field(&self.message, key)
+    }
+}
+
+/// The value of a `key: value` (or `key:value`) line in a tag message.
+pub fn message_field<'a>(message: &'a str, key: &str) -> Option<&'a str> {
+    message.lines().find_map(|l| {
+        let l = l.trim();
+        let rest = l.strip_prefix(key)?.strip_prefix(':')?;
+        Some(rest.trim())
+    })
+}
+
+/// One attempt (job) of a step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Attempt {
+    /// The trigger tag.
+    pub triggered: Option<Event>,
+    /// Reported states.
+    pub states: BTreeMap<JobState, Event>,
+}
+
+impl Attempt {
+    /// The outcome that counts: timeout beats failure beats success.
+    pub fn outcome(&self) -> Option<JobState> {
+        [
+            JobState::Timeout,
+            JobState::Failure,
+            JobState::Success,
+            JobState::Started,
+        ]
+        .into_iter()
+        .find(|s| self.states.contains_key(s))
+    }
+
+    /// Whether the attempt ended in failure (failure or timeout).
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome(), Some(JobState::Failure | JobState::Timeout))
+    }
+}
+
+/// Everything the tags of one train say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Observed {
+    /// The train.
+    pub train: TrainId,
+    /// The train's commit.
+    pub commit: String,
+    /// The train tag.
+    pub opened: Event,
+    /// Attempts by step, then by job id.
+    pub attempts: BTreeMap<String, BTreeMap<u32, Attempt>>,
+    /// Manual gates unblocked.
+    pub unblocked: BTreeMap<String, Event>,
+    /// Conditional steps skipped.
+    pub skipped: BTreeMap<String, Event>,
+    /// Set when the train was cancelled.
+    pub cancelled: Option<Event>,
+    /// What was ignored, and why.
+    pub warnings: Vec<String>,
+}
+
+impl Observed {
+    /// Build a train from its tag records. `records` may contain other trains' tags and
+    /// tags that are not Konductor's; they are skipped. Returns `None` if the train tag
+    /// itself is missing.
+    pub fn from_records(train: TrainId, records: &[TagRecord]) -> Option<Observed> {
+        let mut parsed: Vec<(Tag, &TagRecord)> = Vec::new();
+        for r in records {
+            if let Ok(Some(t)) = Tag::parse_any(&r.name) {
+                if t.train() == train {
+                    parsed.push((t, r));
+                }
+            }
+        }
+        let root = parsed
+            .iter()
+            .find(|(t, _)| matches!(t, Tag::Train(_)))
+            .map(|(_, r)| *r)?;
+        let mut obs = Observed {
+            train,
+            commit: root.commit.clone(),
+            opened: Event::from_record(root),
+            attempts: BTreeMap::new(),
+            unblocked: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+            cancelled: None,
+            warnings: Vec::new(),
+        };
+        // Triggers first, so states can be checked against them.
+        parsed.sort_by_key(|(t, _)| match t {
+            Tag::Train(_) => 0,
+            Tag::Trigger(_) => 1,
+            _ => 2,
+        });
+        for (tag, r) in parsed {
+            if matches!(tag, Tag::Train(_)) {
+                continue;
+            }
+            if r.commit != obs.commit {
+                obs.warnings.push(format!(
+                    "ignored `{}`: it points to commit {} but train {} is on {}",
+                    r.name,
+                    short(&r.commit),
+                    train,
+                    short(&obs.commit)
+                ));
+                continue;
+            }
+            let ev = Event::from_record(r);
+            match tag {
+                Tag::Train(_) => {}
+                Tag::Trigger(tr) => {
+                    obs.attempts
+                        .entry(tr.step)
+                        .or_default()
+                        .entry(tr.job)
+                        .or_default()
+                        .triggered = Some(ev);
+                }
+                Tag::State(tr, st) => {
+                    let has_trigger = obs
+                        .attempts
+                        .get(&tr.step)
+                        .and_then(|a| a.get(&tr.job))
+                        .is_some_and(|a| a.triggered.is_some());
+                    if !has_trigger {
+                        obs.warnings.push(format!(
+                            "ignored `{}`: no trigger `{}` behind it",
+                            r.name,
+                            tr.tag()
+                        ));
+                        continue;
+                    }
+                    if let Some(a) = obs
+                        .attempts
+                        .get_mut(&tr.step)
+                        .and_then(|a| a.get_mut(&tr.job))
+                    {
+                        a.states.insert(st, ev);
+                    }
+                }
+                Tag::Step(_, step, StepVerb::Unblocked) => {
+                    obs.unblocked.insert(step, ev);
+                }
+                Tag::Step(_, step, StepVerb::Skipped) => {
+                    obs.skipped.insert(step, ev);
+                }
+                Tag::Cancelled(_) => obs.cancelled = Some(ev),
+            }
+        }
+        for (step, atts) in &obs.attempts {
+            for (job, a) in atts {
+                if a.states.contains_key(&JobState::Success)
+                    && a.states.contains_key(&JobState::Failure)
+                {
+                    obs.warnings.push(format!(
+                        "`{step}` attempt {job} reported both success and failure; failure counts"
+                    ));
+                }
+            }
+        }
+        Some(obs)
+    }
+
+    /// Drop everything about steps the graph does not have, with a warning.
+    pub fn retain_steps(&mut self, known: impl Fn(&str) -> bool) {
+        let unknown: Vec<String> = self
+            .attempts
+            .keys()
+            .chain(self.unblocked.keys())
+            .chain(self.skipped.keys())
+            .filter(|s| !known(s))
+            .cloned()
+            .collect();
+        for s in unknown {
+            if self.attempts.remove(&s).is_some()
+                | self.unblocked.remove(&s).is_some()
+                | self.skipped.remove(&s).is_some()
+            {
+                self.warnings.push(format!(
+                    "ignored tags of step `{s}`: the train's graph has no such step"
+                ));
+            }
+        }
+    }
+}
+
+/// The first 10 characters of an object id.
+pub fn short(oid: &str) -> &str {
+    &oid[..oid.len().min(10)]
+}

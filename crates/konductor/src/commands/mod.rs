@@ -1,0 +1,48 @@
+//! One module per subcommand: an `XxxArgs` struct and a `cmd_xxx` function.
+
+pub mod control;
+pub mod graph;
+pub mod log;
+pub mod meta;
+pub mod simulate;
+pub mod start;
+pub mod status;
+pub mod tick;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use konductor_core::sdd::Sdd;
+
+/// Read and validate an SDD file.
+pub fn load_sdd(path: &Path) -> anyhow::Result<Sdd> {
+    let text = std::fs::read_to_string(path).map_err(|e| konductor_core::error::Error::Io {
+        what: format!("cannot read `{}`", path.display()),
+        source: e,
+    })?;
+    Ok(Sdd::parse(&path.display().to_string(), &text)?)
+}
+
+/// Read an SDD only if a path was given.
+pub fn load_sdd_opt(path: Option<&PathBuf>) -> anyhow::Result<Option<Sdd>> {
+    path.map(|p| load_sdd(p)).transpose()
+}
+
+/// Parse `N.P`.
+pub fn parse_train(s: &str) -> anyhow::Result<konductor_core::tag::TrainId> {
+    s.parse::<konductor_core::tag::TrainId>()
+        .map_err(|e| {
+            konductor_core::error::Error::input(format!("invalid train `{s}`: {}", e.reason))
+        })
+        .context("in `--train`")
+}
+
+/// Print a line to stdout; a closed pipe ends the program quietly.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}

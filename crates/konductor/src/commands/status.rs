@@ -1,0 +1,84 @@
+use std::io::IsTerminal as _;
+
+use clap::Args;
+use konductor_core::ops::{discover, plan_train, refresh_train, DEFAULT_HORIZON};
+use konductor_core::report::TrainReport;
+
+use crate::out;
+use crate::render;
+
+/// Show the state of one train, or of the newest trains
+///
+/// `--json` prints one object for `--train`, else `{"trains": [...]}`; the fields are
+/// documented in docs/status-json.md.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this train (`N.P`)
+    #[arg(long, value_name = "N.P")]
+    pub train: Option<String>,
+    /// How many of the newest train numbers to list
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_HORIZON)]
+    pub horizon: u32,
+    /// Redraw every few seconds until the train ends (needs `--train`)
+    #[arg(long, requires = "train")]
+    pub watch: bool,
+    #[command(flatten)]
+    pub remote: crate::cli::RemoteArgs,
+    #[command(flatten)]
+    pub output: crate::cli::OutputArgs,
+}
+
+pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
+    let store = args.remote.open()?;
+    let now = konductor_core::time::now();
+    let color = render::use_color();
+    match args.train.as_deref().map(super::parse_train).transpose()? {
+        Some(t) => loop {
+            refresh_train(&store, t)?;
+            let p = plan_train(&store, t, None, None, konductor_core::time::now())?;
+            let r = TrainReport::new(&p);
+            if args.output.json {
+                out!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let text = render::train_table(&r, now, color);
+                if args.watch && std::io::stdout().is_terminal() {
+                    print!("\x1b[H\x1b[2J");
+                }
+                out!("{text}");
+            }
+            if !args.watch || r.state.is_finished() || r.state.as_str() == "failed" {
+                return Ok(0);
+            }
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        },
+        None => {
+            let trains = discover(&store, args.horizon.max(1))?;
+            let mut reports = Vec::new();
+            let mut errors = Vec::new();
+            for t in trains.into_iter().rev() {
+                match plan_train(&store, t, None, None, now) {
+                    Ok(p) => reports.push(TrainReport::new(&p)),
+                    Err(e) => errors.push((t.to_string(), e.to_string())),
+                }
+            }
+            if args.output.json {
+                let errs: Vec<_> = errors
+                    .iter()
+                    .map(|(t, e)| serde_json::json!({"train": t, "error": e}))
+                    .collect();
+                out!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"trains": reports, "errors": errs})
+                    )?
+                );
+            } else {
+                out!("{}", render::train_list(&reports, now, color));
+                for (t, e) in errors {
+                    eprintln!("konductor: warning: train {t}: {e}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+use std::path::PathBuf;
+
+use clap::Args;
+use konductor_core::ops::{tick, TickOptions, DEFAULT_HORIZON};
+use konductor_core::store::Identity;
+
+use crate::out;
+
+/// Advance trains: trigger every step whose dependencies succeeded
+///
+/// Pushes one trigger tag per push, create-only, so racing ticks never trigger a step
+/// twice. Without `--train` it advances every running train among the newest `--horizon`
+/// train numbers. The graph is `sdd.yaml` at each train's commit unless `--sdd` is given.
+#[derive(Debug, Args)]
+pub struct TickArgs {
+    /// Only this train (`N.P`)
+    #[arg(long, value_name = "N.P")]
+    pub train: Option<String>,
+    /// The step to reach (defaults to the graph's final target)
+    #[arg(long, value_name = "STEP")]
+    pub target: Option<String>,
+    /// Use this graph instead of the one at the train's commit
+    #[arg(long, value_name = "FILE")]
+    pub sdd: Option<PathBuf>,
+    /// Print what would be done; push nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How many of the newest train numbers to follow
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_HORIZON)]
+    pub horizon: u32,
+    #[command(flatten)]
+    pub remote: crate::cli::RemoteArgs,
+    #[command(flatten)]
+    pub output: crate::cli::OutputArgs,
+}
+
+pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
+    let sdd = super::load_sdd_opt(args.sdd.as_ref())?;
+    let train = args.train.as_deref().map(super::parse_train).transpose()?;
+    let store = args.remote.open()?;
+    let who = Identity::from_env("konductor");
+    let opts = TickOptions {
+        train,
+        target: args.target,
+        sdd,
+        dry_run: args.dry_run,
+        horizon: args.horizon,
+    };
+    let ticks = tick(&store, &opts, &who, konductor_core::time::now())?;
+    let mut code = 0;
+    if args.output.json {
+        out!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "trains": ticks }))?
+        );
+    } else {
+        if ticks.is_empty() {
+            out!("no trains on `{}`", store.remote().url);
+        }
+        for t in &ticks {
+            for w in &t.warnings {
+                eprintln!("konductor: warning: train {}: {w}", t.train);
+            }
+            if let Some(e) = &t.error {
+                eprintln!("konductor: error: train {}: {e}", t.train);
+                code = konductor_core::exit_codes::BAD_INPUT;
+                continue;
+            }
+            if t.actions.is_empty() {
+                out!("train {}: {} (nothing to do)", t.train, t.state.as_str());
+            }
+            for a in &t.actions {
+                let verb = match &a.action {
+                    konductor_core::plan::Action::Trigger { .. } => "trigger",
+                    konductor_core::plan::Action::Timeout { .. } => "timeout",
+                    konductor_core::plan::Action::Skip { .. } => "skip",
+                    konductor_core::plan::Action::Evaluate { .. } => "evaluate",
+                };
+                let what = match &a.action {
+                    konductor_core::plan::Action::Trigger { reason, .. } => reason.describe(),
+                    konductor_core::plan::Action::Timeout { reason, .. }
+                    | konductor_core::plan::Action::Skip { reason, .. } => reason.clone(),
+                    konductor_core::plan::Action::Evaluate { .. } => String::new(),
+                };
+                out!(
+                    "train {}: {verb} {} ({what}): {}",
+                    t.train,
+                    a.tag,
+                    a.outcome
+                );
+            }
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand.
+
+pub mod meta;
+pub mod set_step_state;

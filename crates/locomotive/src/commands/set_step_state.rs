@@ -1,0 +1,83 @@
+use std::io::Write as _;
+
+use clap::{Args, ValueEnum};
+use konductor_core::ops::{set_step_state, tick, SetStateOptions, TickOptions, DEFAULT_HORIZON};
+use konductor_core::store::{CacheLocation, Identity};
+use konductor_core::tag::JobState;
+
+/// Record a job's state (`started`, `success`, `failure`) as a state tag
+///
+/// Pushes `<triggering-tag>=<state>` as an annotated tag on the train's commit. Works with
+/// no checkout: it fetches the trigger tag and its commit (no tree) into a temporary
+/// repository. Repeating a call is a no-op; contradicting a recorded outcome is refused.
+#[derive(Debug, Args)]
+pub struct SetStepStateArgs {
+    /// The state to record
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub state_name: StateName,
+    /// The trigger tag that started this job (`release=N.P=<step>.<job>`)
+    #[arg(long, value_name = "TAG")]
+    pub triggering_tag: String,
+    /// Free text for the tag message, e.g. `job_url:https://…` (repeatable)
+    #[arg(long, value_name = "TEXT")]
+    pub info_string: Vec<String>,
+    /// The commit the job ran on; refused unless it is the trigger's commit
+    #[arg(long, value_name = "SHA")]
+    pub sha: Option<String>,
+    /// After a terminal state, advance the train at once (also: KONDUCTOR_TICK=1)
+    #[arg(long, env = "KONDUCTOR_TICK", value_parser = clap::builder::FalseyValueParser::new())]
+    pub tick: bool,
+    #[command(flatten)]
+    pub remote: crate::cli::RemoteArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StateName {
+    Started,
+    Success,
+    Failure,
+}
+
+pub fn cmd_set_step_state(args: SetStepStateArgs) -> anyhow::Result<i32> {
+    let state = match args.state_name {
+        StateName::Started => JobState::Started,
+        StateName::Success => JobState::Success,
+        StateName::Failure => JobState::Failure,
+    };
+    let who = Identity::from_env("locomotive");
+    let now = konductor_core::time::now();
+    let res = {
+        let store = args.remote.open(CacheLocation::Temporary)?;
+        let opts = SetStateOptions {
+            triggering_tag: args.triggering_tag.clone(),
+            state,
+            info: args.info_string.clone(),
+            sha: args.sha.clone(),
+        };
+        set_step_state(&store, &opts, &who, now)?
+    };
+    writeln!(std::io::stdout().lock(), "{}: {}", res.tag, res.outcome)?;
+    if args.tick && state.is_terminal() {
+        let store = args.remote.open(CacheLocation::Auto)?;
+        let train = res.train.parse().ok();
+        let opts = TickOptions {
+            train,
+            target: None,
+            sdd: None,
+            dry_run: false,
+            horizon: DEFAULT_HORIZON,
+        };
+        for t in tick(&store, &opts, &who, konductor_core::time::now())? {
+            for a in &t.actions {
+                writeln!(
+                    std::io::stdout().lock(),
+                    "train {}: trigger {}: {}",
+                    t.train,
+                    a.tag,
+                    a.outcome
+                )?;
+            }
+        }
+    }
+    Ok(0)
+}
