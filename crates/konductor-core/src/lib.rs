@@ -11,6 +11,7 @@
 //! - [`ops`]: the operations (`start`, `tick`, `set-step-state`, …) built from the above.
 #![warn(missing_docs)]
 
+pub mod board;
 pub mod changes;
 pub mod error;
 pub mod exit_codes;

@@ -419,7 +419,8 @@ fn condition(
                 step: step.name.clone(),
                 reason: why.clone(),
             });
-            Some((StepState::Skipped, Some(why.clone())))
+            // Dependents wait until the skip is recorded.
+            Some((StepState::Pending, Some(format!("skipping: {why}"))))
         }
     }
 }

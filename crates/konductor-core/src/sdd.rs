@@ -168,6 +168,18 @@ impl<'a> Locator<'a> {
         Locator { lines, top }
     }
 
+    /// The line of the second top-level occurrence of `key` (a duplicate).
+    fn second(&self, key: &str) -> Option<usize> {
+        self.lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| {
+                !l.starts_with([' ', '\t', '#', '-']) && top_key(l).as_deref() == Some(key)
+            })
+            .nth(1)
+            .map(|(i, _)| i + 1)
+    }
+
     fn step(&self, name: &str) -> Option<usize> {
         self.top.get(name).map(|i| i + 1)
     }
@@ -246,6 +258,13 @@ impl Sdd {
                 let line = e.location().map(|l| l.line());
                 let msg = e.to_string();
                 let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                let dup = msg
+                    .split_once("duplicate entry with key ")
+                    .map(|(_, k)| k.trim().trim_matches('"').to_string());
+                let line = match &dup {
+                    Some(k) => loc.second(k).or(line),
+                    None => line,
+                };
                 let (message, hint) = if msg.contains("duplicate entry") {
                     (
                         msg.replace("duplicate entry with key", "duplicate step"),
@@ -930,6 +949,55 @@ mod tests {
             e.contains("unknown key `retrys` in step `a`; did you mean `retries`?"),
             "{e}"
         );
+    }
+
+    fn cases(kind: &str) -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/sdd")
+            .join(kind);
+        let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        assert!(!out.is_empty(), "no cases in {}", dir.display());
+        out
+    }
+
+    #[test]
+    fn valid_cases_parse() {
+        for (name, text) in cases("valid") {
+            let sdd = Sdd::parse(&name, &text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!sdd.steps().is_empty(), "{name}");
+        }
+    }
+
+    /// Each file in tests/sdd/invalid starts with `# expect: <text>`; the error must contain it.
+    #[test]
+    fn invalid_cases_fail_with_their_message_and_line() {
+        let mut failures = Vec::new();
+        for (name, text) in cases("invalid") {
+            let expect = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# expect: "))
+                .unwrap_or_else(|| panic!("{name}: first line must be `# expect: ...`"));
+            let err = Sdd::parse("t.yaml", &text)
+                .map(|_| ())
+                .expect_err(&name)
+                .to_string();
+            if !err.contains(expect) {
+                failures.push(format!("{name}:\n  expected: {expect}\n  got: {err}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]

@@ -601,6 +601,25 @@ impl Store {
     /// tag (advertised, or created by someone else while we pushed), report who won.
     pub fn push_tag_create(&self, name: &str, tag_oid: &str) -> Result<PushOutcome> {
         let refname = format!("refs/tags/{name}");
+        if self.remote.is_local() {
+            return match self.push_cli(&format!("{tag_oid}:{refname}"), None)? {
+                None => {
+                    if let Ok(oid) = Oid::from_str(tag_oid) {
+                        let _ = self
+                            .repo
+                            .reference(&refname, oid, true, "konductor: pushed");
+                    }
+                    Ok(PushOutcome::Created)
+                }
+                Some(why) => match self.ls_remote()?.into_iter().find(|r| r.name == refname) {
+                    Some(r) => Ok(PushOutcome::AlreadyExists(r.oid)),
+                    None => Err(Error::Remote(format!(
+                        "`{}` rejected tag `{name}`: {why}",
+                        self.remote.url
+                    ))),
+                },
+            };
+        }
         let mut remote = self
             .repo
             .remote_anonymous(&self.remote.url)
@@ -665,6 +684,21 @@ impl Store {
     /// Move (or create) the lightweight ref `refname` from `expected_old` (None: must not
     /// exist) to `new`. The push is rejected if the ref moved meanwhile.
     pub fn push_ref_cas(&self, refname: &str, new: &str, expected_old: Option<&str>) -> Result<()> {
+        if self.remote.is_local() {
+            let lease = format!("{refname}:{}", expected_old.unwrap_or(""));
+            return match self.push_cli(&format!("+{new}:{refname}"), Some(&lease))? {
+                None => {
+                    if let Ok(oid) = Oid::from_str(new) {
+                        let _ = self.repo.reference(refname, oid, true, "konductor: pushed");
+                    }
+                    Ok(())
+                }
+                Some(why) => Err(Error::Conflict(format!(
+                    "`{refname}` moved on `{}` meanwhile ({why}); nothing was overwritten, run again to publish on top of it",
+                    self.remote.url
+                ))),
+            };
+        }
         let mut remote = self
             .repo
             .remote_anonymous(&self.remote.url)
@@ -939,7 +973,7 @@ impl Store {
     }
 
     /// Run the git CLI in the cache repository, with credentials in the environment only.
-    fn git_cli(&self, args: &[String], what: &str) -> Result<Vec<u8>> {
+    fn git_cli_full(&self, args: &[String]) -> Result<std::process::Output> {
         let mut cmd = Command::new(git_program());
         cmd.arg("--git-dir").arg(self.dir.join("repo.git"));
         cmd.args([
@@ -975,9 +1009,13 @@ impl Store {
                 .env(format!("GIT_CONFIG_KEY_{}", n + 1), "credential.helper")
                 .env(format!("GIT_CONFIG_VALUE_{}", n + 1), "");
         }
-        let out = cmd
-            .output()
-            .map_err(|e| Error::Remote(format!("cannot run `git` (is it installed?): {e}")))?;
+        cmd.output()
+            .map_err(|e| Error::Remote(format!("cannot run `git` (is it installed?): {e}")))
+    }
+
+    /// Run the git CLI; a failure becomes a remote or authentication error.
+    fn git_cli(&self, args: &[String], what: &str) -> Result<Vec<u8>> {
+        let out = self.git_cli_full(args)?;
         if out.status.success() {
             return Ok(out.stdout);
         }
@@ -989,11 +1027,15 @@ impl Store {
         {
             return Ok(Vec::new());
         }
-        let stderr = self.remote.redact(&String::from_utf8_lossy(&out.stderr));
+        Err(self.classify(&String::from_utf8_lossy(&out.stderr), what))
+    }
+
+    fn classify(&self, stderr: &str, what: &str) -> Error {
+        let stderr = self.remote.redact(stderr);
         let detail = stderr
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty())
+            .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
             .map(|l| {
                 l.trim_start_matches("fatal: ")
                     .trim_start_matches("error: ")
@@ -1010,9 +1052,30 @@ impl Store {
             || lower.contains("the requested url returned error: 403")
             || lower.contains("permission denied (publickey")
         {
-            return Err(Error::Auth(format!("`{url}` rejected the credentials ({detail}); set `KONDUCTOR_TOKEN` or configure a git credential helper")));
+            return Error::Auth(format!("`{url}` rejected the credentials ({detail}); set `KONDUCTOR_TOKEN` or configure a git credential helper"));
         }
-        Err(Error::Remote(format!("{what} `{url}`: {detail}")))
+        Error::Remote(format!("{what} `{url}`: {detail}"))
+    }
+
+    /// Push with the git CLI, to a repository on this machine. libgit2 writes into a local
+    /// repository directly, skipping `receive-pack` and its hooks; the CLI behaves as a
+    /// server would. Returns the rejection reason, if the remote rejected the ref.
+    fn push_cli(&self, refspec: &str, lease: Option<&str>) -> Result<Option<String>> {
+        let mut args: Vec<String> = vec!["push".into(), "--porcelain".into(), "--no-verify".into()];
+        if let Some(l) = lease {
+            args.push(format!("--force-with-lease={l}"));
+        }
+        args.push("origin".into());
+        args.push(refspec.into());
+        let out = self.git_cli_full(&args)?;
+        if out.status.success() {
+            return Ok(None);
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match stdout.lines().find(|l| l.starts_with('!')) {
+            Some(l) => Ok(Some(l.split('\t').nth(2).unwrap_or(l).trim().to_string())),
+            None => Err(self.classify(&String::from_utf8_lossy(&out.stderr), "cannot push to")),
+        }
     }
 
     fn net_err(&self, what: &str, e: git2::Error, auth: &AuthState) -> Error {

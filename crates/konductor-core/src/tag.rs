@@ -422,20 +422,20 @@ mod tests {
     }
 
     fn arb_tag() -> impl Strategy<Value = Tag> {
-        let train = (any::<u32>(), any::<u32>()).prop_map(|(n, p)| TrainId::new(n, p));
-        let trig = (train, arb_step(), 1u32..).prop_map(|(t, s, j)| Trigger::new(t, s, j));
+        let train = || (any::<u32>(), any::<u32>()).prop_map(|(n, p)| TrainId::new(n, p));
+        let trig = || (train(), arb_step(), 1u32..).prop_map(|(t, s, j)| Trigger::new(t, s, j));
         prop_oneof![
-            train.prop_map(Tag::Train),
-            trig.clone().prop_map(Tag::Trigger),
-            (trig, prop::sample::select(JobState::ALL.to_vec()))
+            train().prop_map(Tag::Train),
+            trig().prop_map(Tag::Trigger),
+            (trig(), prop::sample::select(JobState::ALL.to_vec()))
                 .prop_map(|(t, s)| Tag::State(t, s)),
             (
-                train,
+                train(),
                 arb_step(),
                 prop::sample::select(vec![StepVerb::Unblocked, StepVerb::Skipped])
             )
                 .prop_map(|(t, s, v)| Tag::Step(t, s, v)),
-            train.prop_map(Tag::Cancelled),
+            train().prop_map(Tag::Cancelled),
         ]
     }
 
