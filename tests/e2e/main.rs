@@ -1,1 +1,10 @@
+//! End-to-end tests: the `konductor` and `locomotive` binaries against real git servers
+//! (a bare repository path, `git daemon`, and `git http-backend` behind lighttpd with basic
+//! auth), started on loopback by the tests themselves.
 
+mod cli;
+mod harness;
+mod lifecycle;
+mod race;
+mod support;
+mod train_loop;

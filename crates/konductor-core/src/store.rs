@@ -219,6 +219,12 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
+/// Why a push did not happen: our own check said no, or the remote rejected it.
+enum PushRefusal<T> {
+    Mine(T),
+    Remote(String),
+}
+
 /// What a create-only push found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushOutcome {
@@ -604,11 +610,7 @@ impl Store {
         if self.remote.is_local() {
             return match self.push_cli(&format!("{tag_oid}:{refname}"), None)? {
                 None => {
-                    if let Ok(oid) = Oid::from_str(tag_oid) {
-                        let _ = self
-                            .repo
-                            .reference(&refname, oid, true, "konductor: pushed");
-                    }
+                    self.note_pushed(&refname, tag_oid);
                     Ok(PushOutcome::Created)
                 }
                 Some(why) => match self.ls_remote()?.into_iter().find(|r| r.name == refname) {
@@ -620,144 +622,125 @@ impl Store {
                 },
             };
         }
-        let mut remote = self
-            .repo
-            .remote_anonymous(&self.remote.url)
-            .map_err(|e| git_err(&self.remote, "invalid remote", e))?;
-        let auth = AuthState::default();
-        let rejected: Arc<Mutex<Option<String>>> = Arc::default();
-        let mut cbs = callbacks(&self.remote, &auth);
-        let r2 = rejected.clone();
-        cbs.push_update_reference(move |_r, status| {
-            if let Some(s) = status {
-                *r2.lock().expect("lock") = Some(s.to_string());
+        match self.push_git2(&refname, tag_oid, |current| match current {
+            // libgit2 would refuse client-side with a poor message: check ourselves.
+            Some(oid) => Err(PushOutcome::AlreadyExists(oid.to_string())),
+            None => Ok(()),
+        })? {
+            Ok(()) => Ok(PushOutcome::Created),
+            Err(PushRefusal::Mine(outcome)) => Ok(outcome),
+            Err(PushRefusal::Remote(why)) => {
+                // Most likely a concurrent creation: look again.
+                match self.ls_remote()?.into_iter().find(|r| r.name == refname) {
+                    Some(r) => Ok(PushOutcome::AlreadyExists(r.oid)),
+                    None => Err(Error::Remote(format!(
+                        "`{}` rejected tag `{name}`: {why}",
+                        self.remote.url
+                    ))),
+                }
             }
-            Ok(())
-        });
-        remote
-            .connect_auth(Direction::Push, Some(cbs), Some(proxy()))
-            .map_err(|e| self.net_err("cannot connect to", e, &auth))?;
-        let existing = remote
-            .list()
-            .map_err(|e| self.net_err("cannot list refs of", e, &auth))?
-            .iter()
-            .find(|h| h.name() == refname)
-            .map(|h| h.oid().to_string());
-        if let Some(oid) = existing {
-            return Ok(PushOutcome::AlreadyExists(oid));
         }
-        let mut opts = PushOptions::new();
-        let mut cbs = callbacks(&self.remote, &auth);
-        let r3 = rejected.clone();
-        cbs.push_update_reference(move |_r, status| {
-            if let Some(s) = status {
-                *r3.lock().expect("lock") = Some(s.to_string());
-            }
-            Ok(())
-        });
-        opts.remote_callbacks(cbs);
-        opts.proxy_options(proxy());
-        remote
-            .push(&[format!("{tag_oid}:{refname}")], Some(&mut opts))
-            .map_err(|e| self.net_err("cannot push to", e, &auth))?;
-        let status = rejected.lock().expect("lock").take();
-        if let Some(why) = status {
-            // Most likely a concurrent creation: look again.
-            let now = self.ls_remote()?;
-            if let Some(r) = now.into_iter().find(|r| r.name == refname) {
-                return Ok(PushOutcome::AlreadyExists(r.oid));
-            }
-            return Err(Error::Remote(self.remote.redact(&format!(
-                "`{}` rejected tag `{name}`: {why}",
-                self.remote.url
-            ))));
-        }
-        // Keep the cache current.
-        if let Ok(oid) = Oid::from_str(tag_oid) {
-            let _ = self
-                .repo
-                .reference(&refname, oid, true, "konductor: pushed");
-        }
-        Ok(PushOutcome::Created)
     }
 
     /// Move (or create) the lightweight ref `refname` from `expected_old` (None: must not
     /// exist) to `new`. The push is rejected if the ref moved meanwhile.
     pub fn push_ref_cas(&self, refname: &str, new: &str, expected_old: Option<&str>) -> Result<()> {
+        let moved = |why: &str| {
+            Error::Conflict(format!(
+                "`{refname}` moved on `{}` meanwhile ({why}); nothing was overwritten, run again to publish on top of it",
+                self.remote.url
+            ))
+        };
         if self.remote.is_local() {
             let lease = format!("{refname}:{}", expected_old.unwrap_or(""));
             return match self.push_cli(&format!("+{new}:{refname}"), Some(&lease))? {
                 None => {
-                    if let Ok(oid) = Oid::from_str(new) {
-                        let _ = self.repo.reference(refname, oid, true, "konductor: pushed");
-                    }
+                    self.note_pushed(refname, new);
                     Ok(())
                 }
-                Some(why) => Err(Error::Conflict(format!(
-                    "`{refname}` moved on `{}` meanwhile ({why}); nothing was overwritten, run again to publish on top of it",
-                    self.remote.url
-                ))),
+                Some(why) => Err(moved(&why)),
             };
         }
+        match self.push_git2(refname, new, |current| {
+            if current.map(|o| o.to_string()).as_deref() == expected_old {
+                Ok(())
+            } else {
+                Err(current.map_or("now absent".to_string(), |o| {
+                    format!("now {}", crate::train::short(&o.to_string()))
+                }))
+            }
+        })? {
+            Ok(()) => Ok(()),
+            Err(PushRefusal::Mine(why)) | Err(PushRefusal::Remote(why)) => Err(moved(&why)),
+        }
+    }
+
+    /// Push `oid` to `refname` over one connection: connect, let `check` look at the
+    /// advertised value, push, and collect the remote's verdict.
+    fn push_git2<T>(
+        &self,
+        refname: &str,
+        oid: &str,
+        check: impl FnOnce(Option<Oid>) -> std::result::Result<(), T>,
+    ) -> Result<std::result::Result<(), PushRefusal<T>>> {
         let mut remote = self
             .repo
             .remote_anonymous(&self.remote.url)
             .map_err(|e| git_err(&self.remote, "invalid remote", e))?;
-        let auth = AuthState::default();
+        let connect_auth = AuthState::default();
+        let mut conn = remote
+            .connect_auth(
+                Direction::Push,
+                Some(callbacks(&self.remote, &connect_auth)),
+                Some(proxy()),
+            )
+            .map_err(|e| self.net_err("cannot connect to", e, &connect_auth))?;
+        let current = conn
+            .list()
+            .map_err(|e| self.net_err("cannot list refs of", e, &connect_auth))?
+            .iter()
+            .find(|h| h.name() == refname)
+            .map(|h| h.oid());
+        if let Err(t) = check(current) {
+            return Ok(Err(PushRefusal::Mine(t)));
+        }
+        // Fresh credential budget for the push itself (HTTP asks again per request).
+        let push_auth = AuthState::default();
         let rejected: Arc<Mutex<Option<String>>> = Arc::default();
         let r2 = rejected.clone();
-        let mut cbs = callbacks(&self.remote, &auth);
+        let mut cbs = callbacks(&self.remote, &push_auth);
         cbs.push_update_reference(move |_r, status| {
             if let Some(s) = status {
                 *r2.lock().expect("lock") = Some(s.to_string());
             }
             Ok(())
         });
-        let mut conn_cbs = callbacks(&self.remote, &auth);
-        conn_cbs.push_update_reference(|_, _| Ok(()));
-        remote
-            .connect_auth(Direction::Push, Some(conn_cbs), Some(proxy()))
-            .map_err(|e| self.net_err("cannot connect to", e, &auth))?;
-        let current = remote
-            .list()
-            .map_err(|e| self.net_err("cannot list refs of", e, &auth))?
-            .iter()
-            .find(|h| h.name() == refname)
-            .map(|h| h.oid().to_string());
-        if current.as_deref() != expected_old {
-            return Err(Error::Conflict(format!(
-                "`{refname}` moved on `{}` meanwhile (now {}, expected {}); nothing was overwritten, run again to publish on top of it",
-                self.remote.url,
-                current.as_deref().map_or("absent", crate::train::short),
-                expected_old.map_or("absent", crate::train::short),
-            )));
-        }
         let mut opts = PushOptions::new();
         opts.remote_callbacks(cbs);
         opts.proxy_options(proxy());
-        remote
-            .push(&[format!("{new}:{refname}")], Some(&mut opts))
-            .map_err(|e| {
-                let msg = e.message().to_string();
-                if msg.contains("non-fastforward") || msg.contains("not present locally") {
-                    Error::Conflict(format!(
-                        "`{refname}` moved on `{}` meanwhile; nothing was overwritten, run again to publish on top of it",
-                        self.remote.url
-                    ))
-                } else {
-                    self.net_err("cannot push to", e, &auth)
-                }
-            })?;
-        if let Some(why) = rejected.lock().expect("lock").take() {
-            return Err(Error::Conflict(format!(
-                "`{}` rejected the update of `{refname}` ({why}); it probably moved meanwhile; nothing was overwritten",
-                self.remote.url
-            )));
+        let force = if current.is_some() { "+" } else { "" };
+        if let Err(e) = conn
+            .remote()
+            .push(&[format!("{force}{oid}:{refname}")], Some(&mut opts))
+        {
+            let msg = e.message().to_string();
+            if msg.contains("not present locally") || msg.contains("non-fastforward") {
+                return Ok(Err(PushRefusal::Remote(msg)));
+            }
+            return Err(self.net_err("cannot push to", e, &push_auth));
         }
-        if let Ok(oid) = Oid::from_str(new) {
+        if let Some(why) = rejected.lock().expect("lock").take() {
+            return Ok(Err(PushRefusal::Remote(why)));
+        }
+        self.note_pushed(refname, oid);
+        Ok(Ok(()))
+    }
+
+    /// Keep the cache current after a push.
+    fn note_pushed(&self, refname: &str, oid: &str) {
+        if let Ok(oid) = Oid::from_str(oid) {
             let _ = self.repo.reference(refname, oid, true, "konductor: pushed");
         }
-        Ok(())
     }
 
     /// Fetch one ref (full history not needed: depth 1, with trees) into the cache.

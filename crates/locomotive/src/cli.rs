@@ -90,8 +90,19 @@ pub fn run() -> i32 {
             }
             let code = e
                 .chain()
-                .find_map(|c| c.downcast_ref::<Error>())
-                .map_or(exit_codes::INTERNAL, Error::exit_code);
+                .find_map(|c| {
+                    if let Some(e) = c.downcast_ref::<Error>() {
+                        Some(e.exit_code())
+                    } else if c.is::<konductor_core::sdd::SddError>()
+                        || c.is::<konductor_core::tag::TagError>()
+                        || c.is::<clap::Error>()
+                    {
+                        Some(exit_codes::BAD_INPUT)
+                    } else {
+                        None
+                    }
+                })
+                .unwrap_or(exit_codes::INTERNAL);
             eprintln!("locomotive: error: {e:#}");
             code
         }

@@ -1,0 +1,3 @@
+//! Fixtures shared by the end-to-end tests.
+
+pub mod servers;

@@ -1,0 +1,308 @@
+//! The heart of the product on each kind of server: start, tick, report, status.
+
+use crate::harness::{Env, ALL_KINDS, SMALL_SDD};
+use crate::support::servers::Kind;
+
+fn train_loop(kind: Kind) {
+    let env = Env::new(kind, SMALL_SDD);
+    let t = env.start();
+    assert_eq!(t, "1.0");
+    assert_eq!(env.tags("1.0"), ["release=1.0"]);
+
+    // Leaves first, each as its own create-only push.
+    let out = env.tick(&t);
+    assert!(
+        out.contains("trigger release=1.0=a.1") && out.contains("trigger release=1.0=b.1"),
+        "{out}"
+    );
+    assert_eq!(
+        env.tags("1.0"),
+        ["release=1.0", "release=1.0=a.1", "release=1.0=b.1"]
+    );
+    // A rerun with nothing new does nothing.
+    assert!(env.tick(&t).contains("nothing to do"));
+    assert_eq!(env.tags("1.0").len(), 3);
+
+    // `c` waits for both its dependencies.
+    env.report("release=1.0=a.1", "started").ok();
+    env.report("release=1.0=a.1", "success").ok();
+    env.tick(&t);
+    assert!(!env
+        .tags("1.0")
+        .iter()
+        .any(|x| x.starts_with("release=1.0=c.")));
+    env.report("release=1.0=b.1", "success").ok();
+    assert!(env.tick(&t).contains("trigger release=1.0=c.1"));
+
+    // A failure blocks its downstream; the train fails.
+    env.report("release=1.0=c.1", "failure").ok();
+    assert!(env.tick(&t).contains("failed (nothing to do)"));
+    let s = env.status(&t);
+    assert_eq!(s["state"], "failed");
+    assert_eq!(env.step_state(&t, "d"), "blocked");
+    assert_eq!(env.step_state(&t, "a"), "success");
+
+    // A retry makes the next attempt; the train flows on.
+    env.k(&["retry", "--train", &t, "--step", "c"]).ok();
+    env.report("release=1.0=c.2", "success").ok();
+    assert!(env.tick(&t).contains("trigger release=1.0=d.1"));
+    env.report("release=1.0=d.1", "success").ok();
+    env.tick(&t);
+    let s = env.status(&t);
+    assert_eq!(s["state"], "succeeded", "{s}");
+    assert_eq!(s["train"], "1.0");
+    assert_eq!(s["sha"], env.sha);
+    assert_eq!(s["target"], "done");
+    let c = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "c")
+        .unwrap();
+    assert_eq!(c["attempt"], 2);
+    assert_eq!(
+        c["attempts"].as_array().unwrap().len(),
+        2,
+        "every attempt stays visible"
+    );
+    assert_eq!(c["job_url"], "https://ci.example.com/release/1.0/c.2");
+    // Nothing more to do, and no tag was made twice.
+    assert!(env.tick(&t).contains("succeeded (nothing to do)"));
+    let tags = env.tags("1.0");
+    let triggers: Vec<_> = tags
+        .iter()
+        .filter(|x| x.matches('=').count() == 2)
+        .collect();
+    assert_eq!(
+        triggers,
+        [
+            "release=1.0=a.1",
+            "release=1.0=b.1",
+            "release=1.0=c.1",
+            "release=1.0=c.2",
+            "release=1.0=d.1"
+        ]
+    );
+
+    // A second start gets the next number; a hotfix of train 1 gets 1.1.
+    assert_eq!(env.start(), "2.0");
+    assert_eq!(
+        env.k(&["start", "--sha", &env.sha, "--hotfix", "1"])
+            .ok()
+            .trim(),
+        "1.1"
+    );
+    // Ticking every train: the hotfix and 2.0 both start their leaves.
+    let out = env.k(&["tick"]).ok();
+    assert!(out.contains("train 1.1: trigger release=1.1=a.1"), "{out}");
+    assert!(out.contains("train 2.0: trigger release=2.0=a.1"), "{out}");
+    assert!(
+        out.contains("train 1.0: succeeded (nothing to do)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn train_loop_on_a_bare_path() {
+    train_loop(Kind::Bare);
+}
+
+#[test]
+fn train_loop_on_git_daemon() {
+    train_loop(Kind::Daemon);
+}
+
+#[test]
+fn train_loop_on_smart_http_with_basic_auth() {
+    train_loop(Kind::Http);
+}
+
+#[test]
+fn locomotive_refuses_bad_reports_and_repeats_are_no_ops() {
+    for kind in ALL_KINDS {
+        let env = Env::new(kind, SMALL_SDD);
+        let t = env.start();
+        env.tick(&t);
+        env.l(&[
+            "set-step-state",
+            "--state-name",
+            "started",
+            "--triggering-tag",
+            "release=1.0=a",
+        ])
+        .fails(2, "malformed tag `release=1.0=a`");
+        env.l(&[
+            "set-step-state",
+            "--state-name",
+            "started",
+            "--triggering-tag",
+            "release=1.0=a.1=started",
+        ])
+        .fails(2, "did you mean `release=1.0=a.1`?");
+        env.l(&[
+            "set-step-state",
+            "--state-name",
+            "started",
+            "--triggering-tag",
+            "release=1.0=a.7",
+        ])
+        .fails(2, "does not exist on");
+        env.l(&[
+            "set-step-state",
+            "--state-name",
+            "done",
+            "--triggering-tag",
+            "release=1.0=a.1",
+        ])
+        .fails(2, "invalid value 'done'");
+        env.l(&[
+            "set-step-state",
+            "--state-name",
+            "started",
+            "--triggering-tag",
+            "release=1.0=a.1",
+            "--sha",
+            &"0".repeat(40),
+        ])
+        .fails(2, "is not the commit of `release=1.0=a.1`");
+        env.report("release=1.0=a.1", "success").ok();
+        let again = env.report("release=1.0=a.1", "success").ok();
+        assert!(again.contains("already-recorded"), "{again}");
+        env.report("release=1.0=a.1", "failure")
+            .fails(2, "already recorded `success`");
+        let tags = env.tags("1.0");
+        assert!(!tags.iter().any(|x| x.ends_with("=failure")), "{tags:?}");
+        assert_eq!(
+            tags.iter().filter(|x| x.ends_with("a.1=success")).count(),
+            1
+        );
+    }
+}
+
+#[test]
+fn a_state_tag_on_another_commit_is_ignored_and_reported() {
+    let env = Env::new(Kind::Daemon, SMALL_SDD);
+    let t = env.start();
+    env.tick(&t);
+    // Someone pushes `success` for `a.1` on a different commit.
+    let other = crate::support::servers::commit_files(&env.server, &[("x", "y")], "other");
+    env.server.git(&[
+        "tag",
+        "-a",
+        "-m",
+        "spoofed",
+        "release=1.0=a.1=success",
+        &other,
+    ]);
+    let s = env.status(&t);
+    assert_eq!(env.step_state(&t, "a"), "triggered");
+    let warnings = s["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("ignored `release=1.0=a.1=success`: it points to commit")),
+        "{s}"
+    );
+    // It can never complete the step: a tick triggers nothing downstream.
+    env.report("release=1.0=b.1", "success").ok();
+    assert!(!env.tick(&t).contains("release=1.0=c.1"));
+    // The human table flags it too.
+    let text = env.k(&["status", "--train", &t]).ok();
+    assert!(
+        text.contains("warning: ignored `release=1.0=a.1=success`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn malformed_tags_on_the_remote_are_warnings_not_errors() {
+    let env = Env::new(Kind::Bare, SMALL_SDD);
+    let t = env.start();
+    for junk in [
+        "release=1.0=a.x",
+        "release=1.0=a.1=maybe",
+        "release=1.0=%20",
+        "release=01.0",
+    ] {
+        env.server.git(&["tag", junk, &env.sha]);
+    }
+    let out = env.k(&["tick", "--train", &t]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("trigger release=1.0=a.1"));
+    let all = env.k(&["tick"]);
+    assert_eq!(all.code, 0, "{all:?}");
+}
+
+#[test]
+fn wrong_password_fails_cleanly_and_never_prints_it() {
+    let env = Env::new(Kind::Http, SMALL_SDD);
+    let secret = "wrong-pass-9f8e7d";
+    for args in [
+        vec!["start", "--sha", env.sha.as_str()],
+        vec!["tick"],
+        vec!["status"],
+    ] {
+        let out = env.run_cmd(
+            env.cmd("konductor")
+                .env("KONDUCTOR_TOKEN", secret)
+                .args(&args),
+        );
+        assert_eq!(out.code, 4, "{args:?}: {out:?}");
+        assert!(out.stderr.contains("rejected the credentials"), "{out:?}");
+        assert!(
+            out.stderr.contains(&env.server.url),
+            "names the remote: {out:?}"
+        );
+        assert!(
+            !out.stderr.contains(secret) && !out.stdout.contains(secret),
+            "{out:?}"
+        );
+    }
+    // Credentials in the URL are redacted too.
+    let url = env.server.url_with_creds("alice", secret);
+    let out = env.run_cmd(
+        env.cmd("konductor")
+            .env_remove("KONDUCTOR_TOKEN")
+            .args(["status", "--remote", &url]),
+    );
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(!out.stderr.contains(secret), "{out:?}");
+    let out = env.run_cmd(env.cmd("locomotive").env("KONDUCTOR_TOKEN", secret).args([
+        "set-step-state",
+        "--state-name",
+        "started",
+        "--triggering-tag",
+        "release=1.0=a.1",
+    ]));
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(!out.stderr.contains(secret), "{out:?}");
+    // Nothing was written.
+    assert!(env.tags("1.0").is_empty());
+}
+
+#[test]
+fn unreachable_remote_is_named_with_its_own_exit_code() {
+    let env = Env::new(Kind::Bare, SMALL_SDD);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://bob:hunter2@127.0.0.1:{port}/nothing.git");
+    let out = env.run_cmd(env.cmd("konductor").args(["status", "--remote", &url]));
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("http://127.0.0.1:{port}/nothing.git")),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("hunter2"), "{out:?}");
+    let out =
+        env.run_cmd(
+            env.cmd("konductor")
+                .args(["tick", "--remote", "git://127.0.0.1:1/none.git"]),
+        );
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("git://127.0.0.1:1/none.git"), "{out:?}");
+}
