@@ -2,7 +2,10 @@
 //! (a bare repository path, `git daemon`, and `git http-backend` behind lighttpd with basic
 //! auth), started on loopback by the tests themselves.
 
+mod board;
+mod browser;
 mod cli;
+mod deploy;
 mod harness;
 mod lifecycle;
 mod race;

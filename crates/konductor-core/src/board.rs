@@ -183,7 +183,7 @@ fn env_card(
             E(short_sha(&t.sha)),
             E(&t.target),
             when(&t.opened_at, now),
-            E(&t.opened_by),
+            person(&t.opened_by),
             id = E(&t.train),
         ),
         None => w!(
@@ -315,13 +315,13 @@ fn train_list(o: &mut String, trains: &[TrainReport], now: i64) {
         w!(
             o,
             "<tr><td class=\"tn\"><a href=\"#train-{id}\">{id}</a></td><td>{}</td><td>{place}</td>\
-             <td>{}</td><td><code>{}</code></td><td>{}<div class=\"sub\">by {}</div></td>\
+             <td>{}</td><td><code>{}</code></td><td class=\"op\">{} · {}</td>\
              <td class=\"prog\">{} <span>{done}/{total}</span></td><td>{}</td></tr>\n",
             badge(t.state.as_str()),
             now_summary(t),
             E(short_sha(&t.sha)),
             when(&t.opened_at, now),
-            E(&t.opened_by),
+            person(&t.opened_by),
             progress_bar(t),
             if t.warnings.is_empty() {
                 "<span class=\"muted\">0</span>".to_string()
@@ -478,7 +478,7 @@ fn train_section(o: &mut String, t: &TrainReport, open: bool, now: i64) {
         E(&t.target),
         E(short_sha(&t.sha)),
         when(&t.opened_at, now),
-        E(&t.opened_by),
+        person(&t.opened_by),
         if t.warnings.is_empty() {
             String::new()
         } else {
@@ -640,9 +640,9 @@ fn st_label(s: &StepReport) -> &'static str {
 // ---------------------------------------------------------------------------------------
 // The step graph.
 
-const NODE_W: f64 = 180.0;
-const SMALL_W: f64 = 140.0;
-const GAP_X: f64 = 46.0;
+const NODE_W: f64 = 172.0;
+const SMALL_W: f64 = 124.0;
+const GAP_X: f64 = 38.0;
 const GAP_Y: f64 = 18.0;
 const DUMMY_GAP: f64 = 9.0;
 const MARGIN: f64 = 12.0;
@@ -1168,6 +1168,14 @@ fn graph_svg(o: &mut String, t: &TrainReport, now: i64) {
         node(o, t, s, b, now);
     }
     o.push_str("</svg></div>\n");
+    if lay.width > FIT_MAX {
+        w!(
+            o,
+            "<div class=\"cap\">{} steps in {} layers: scroll the graph sideways to see it all →</div>\n",
+            t.steps.len(),
+            lay.layer.iter().max().map_or(0, |m| m + 1)
+        );
+    }
 }
 
 fn node(o: &mut String, t: &TrainReport, s: &StepReport, b: &NodeBox, now: i64) {
@@ -1252,8 +1260,9 @@ fn node(o: &mut String, t: &TrainReport, s: &StepReport, b: &NodeBox, now: i64) 
 fn status_line(t: &TrainReport, s: &StepReport, now: i64) -> String {
     let run = |d: Option<i64>| d.map(|d| format!(" · {}", duration(d))).unwrap_or_default();
     match (s.kind, s.state) {
-        (StepKind::Manual, StepState::Blocked) if ready(t, s) => "⏵ waiting for unblock".into(),
-        (_, StepState::Blocked) => "blocked: upstream failed".into(),
+        (StepKind::Manual, StepState::Blocked) if ready(t, s) => "⚑ waiting for unblock".into(),
+        (StepKind::Virtual | StepKind::Target, StepState::Blocked) => "blocked".into(),
+        (_, StepState::Blocked) => "blocked by a failure".into(),
         (StepKind::Manual, StepState::Success) => match &s.unblocked_by {
             Some(by) => format!("✓ unblocked by {by}"),
             None => "✓ unblocked".into(),
@@ -1362,6 +1371,16 @@ fn safe_url(u: &str) -> Option<&str> {
         && u.len() > lower.find("//").map_or(0, |p| p + 2)
         && !u.chars().any(|c| c.is_whitespace() || c.is_control());
     ok.then_some(u)
+}
+
+/// `Name <email>` shown as `Name`, the whole in a tooltip.
+fn person(who: &str) -> String {
+    match who.split_once(" <") {
+        Some((name, _)) if !name.trim().is_empty() => {
+            format!("<span title=\"{}\">{}</span>", E(who), E(name.trim()))
+        }
+        _ => E(who).to_string(),
+    }
 }
 
 fn badge(state: &str) -> String {
@@ -1625,7 +1644,7 @@ summary:hover{background:#f8fafc}
 svg.dag{display:block}
 svg.dag.fit{max-width:100%;height:auto}
 .box{fill:#f1f5f9;stroke:#94a3b8;stroke-width:1.5}
-.s-triggered .box{fill:#eff6ff;stroke:#60a5fa;stroke-dasharray:4 2}
+.s-triggered .box{fill:#eff6ff;stroke:#60a5fa}
 .s-started .box{fill:#dbeafe;stroke:#2563eb;stroke-width:2.5}
 .s-success .box{fill:#dcfce7;stroke:#16a34a}
 .s-failure .box{fill:#fee2e2;stroke:#dc2626;stroke-width:2.5}
@@ -1641,23 +1660,27 @@ svg.dag.fit{max-width:100%;height:auto}
 .s-failure .st{fill:#991b1b}.s-blocked .st{fill:#92400e}.s-started .st{fill:#1e40af}.s-success .st{fill:#166534}
 .n a:hover .box{stroke-width:3.5}
 .n a:hover .nm{text-decoration:underline}
-.e{fill:none;stroke:#cbd5e1;stroke-width:1.5}
+.e{fill:none;stroke:#b4c0cf;stroke-width:1.5}
 .e.d{stroke:#64748b}
-.a{fill:#cbd5e1}.a.d{fill:#64748b}
-table.steps td{font-size:13px}
+.a{fill:#b4c0cf}.a.d{fill:#64748b}
+.cap{color:var(--muted);font-size:12px;text-align:right;margin:-6px 2px 8px}
+.op{white-space:nowrap}
+table.steps td,table.steps th{font-size:12.5px;padding:3px 10px;line-height:1.35}
+table.steps .badge{line-height:16px}
 table.steps td.det{max-width:520px;word-break:break-word}
 .kind{font-size:11px;color:#6d28d9;background:#f5f3ff;border:1px solid #ddd6fe;border-radius:4px;padding:0 4px;white-space:nowrap}
 .info{color:var(--muted);font-size:12px}
 .badurl{color:#9a3412;font-size:12px;word-break:break-all}
 footer{color:var(--muted);font-size:12px;padding:6px 24px 24px}
-@media print{details>*{display:block}.tools{display:none}}
+@media print{.tools{display:none}}
 "#;
 
 const SCRIPT: &str = r#"
 (function () {
   "use strict";
   function openTarget() {
-    var id = decodeURIComponent(location.hash.slice(1));
+    var id;
+    try { id = decodeURIComponent(location.hash.slice(1)); } catch (e) { return; }
     var el = id && document.getElementById(id);
     var d = el && el.querySelector("details");
     if (d) { d.open = true; }
@@ -1742,7 +1765,11 @@ complete-deploy:
 
     impl Tags {
         fn new(number: u32, patch: u32, at: i64) -> Tags {
-            let commit = format!("{:040x}", u128::from(number) * 0x9e37_79b9_7f4a_7c15 + 7);
+            let commit = format!(
+                "{:08x}{:032x}",
+                number.wrapping_mul(0x9e37_79b9),
+                (u128::from(number) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834)
+            );
             let t = TrainId::new(number, patch);
             let mut me = Tags {
                 t,
@@ -1886,6 +1913,11 @@ complete-deploy:
             1,
             NOW - 26 * h + 600,
             Some(("success", 400)),
+        );
+        t.push(
+            "release=43.0=require-manual-unblock-before-prod-deploy=skipped",
+            NOW - 26 * h + 1050,
+            "skipped: nothing matching `flavors.yaml` changed since train 42.0\n",
         );
         t.job(
             "deploy_serving_prod_k8s",
@@ -2326,9 +2358,9 @@ complete-deploy:
             let i = html.find(&format!("id=\"env-{id}\"")).unwrap();
             &html[i..i + html[i..].find("</article>").unwrap()]
         };
-        // 42.0 reached production; 43.0 is the newest past staging.
+        // 42.0 reached production; 44.0 (waiting at the gate) is the newest in staging.
         assert!(card("prod").contains("href=\"#train-42.0\""));
-        assert!(card("staging").contains("href=\"#train-43.0\""));
+        assert!(card("staging").contains("href=\"#train-44.0\""));
         // The one gate waiting, with the command that unblocks it.
         let i = html.find("id=\"waiting\"").unwrap();
         let waiting = &html[i..i + html[i..].find("</section>").unwrap()];
@@ -2395,7 +2427,8 @@ complete-deploy:
                 let want = s.needs.iter().map(|n| lay.layer[idx[n.as_str()]] + 1).max();
                 assert_eq!(lay.layer[i], want.unwrap_or(0), "{}", s.name);
                 for n in &s.needs {
-                    assert!(lay.boxes[idx[n.as_str()]].x + NODE_W <= b.x + 1.0);
+                    let a = &lay.boxes[idx[n.as_str()]];
+                    assert!(a.x + a.w + GAP_X <= b.x + 0.01);
                 }
                 for (j, c) in lay.boxes.iter().enumerate() {
                     if i != j && lay.layer[i] == lay.layer[j] {
@@ -2504,33 +2537,5 @@ complete-deploy:
         assert_eq!(y, [0.0, 100.0]);
         let y = isotonic_place(&[50.0, 0.0], &[10.0]);
         assert_eq!(y, [20.0, 30.0]);
-    }
-
-    #[test]
-    #[ignore = "writes demo boards to $KONDUCTOR_BOARD_DEMO for a look in a browser"]
-    fn dump_demo_boards() {
-        let Ok(dir) = std::env::var("KONDUCTOR_BOARD_DEMO") else {
-            return;
-        };
-        let dir = std::path::Path::new(&dir);
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(
-            dir.join("realistic.html"),
-            render_board(
-                &realistic(),
-                NOW,
-                "https://git.example.com/acme/serving.git",
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("big.html"),
-            render_board(
-                &synthetic(50, 40),
-                NOW,
-                "https://git.example.com/acme/big.git",
-            ),
-        )
-        .unwrap();
     }
 }

@@ -683,3 +683,100 @@ fn unknown_step(sdd: &Sdd, step: &str) -> Error {
         .unwrap_or_default();
     Error::input(format!("unknown step `{step}` in {}{hint}", sdd.source))
 }
+
+/// Options for `locomotive publish-manifests`.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// Directory with the generated manifests.
+    pub dir: std::path::PathBuf,
+    /// The moving tag ArgoCD syncs from (`staging-k8s`, `k8s-production`).
+    pub tag: String,
+    /// The trigger of the deploy step.
+    pub triggering_tag: String,
+}
+
+/// What `publish-manifests` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishResult {
+    /// The moving tag.
+    pub tag: String,
+    /// The previous deploy commit, if any.
+    pub previous: Option<String>,
+    /// The new deploy commit.
+    pub commit: String,
+    /// The train.
+    pub train: String,
+}
+
+/// Commit the manifests in `dir` as a dangling commit whose parent is the previous deploy
+/// commit under `tag`, then move `tag` there with a compare-and-swap push: a tag moved
+/// meanwhile is a [`Error::Conflict`], never a silent overwrite.
+pub fn publish_manifests(
+    store: &Store,
+    opts: &PublishOptions,
+    who: &Identity,
+    now: i64,
+) -> Result<PublishResult> {
+    let tag = opts.tag.trim();
+    if tag.is_empty()
+        || tag.starts_with(crate::tag::PREFIX)
+        || !git2::Reference::is_valid_name(&format!("refs/tags/{tag}"))
+    {
+        return Err(Error::input(format!(
+            "`{tag}` cannot be a deploy tag: use a valid tag name outside `release=`, like `staging-k8s`"
+        )));
+    }
+    let meta = std::fs::metadata(&opts.dir).map_err(|e| Error::Io {
+        what: format!("cannot read manifest directory `{}`", opts.dir.display()),
+        source: e,
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::input(format!(
+            "`{}` is not a directory",
+            opts.dir.display()
+        )));
+    }
+    let trig = match opts.triggering_tag.parse::<Tag>()? {
+        Tag::Trigger(tr) => tr,
+        other => {
+            return Err(Error::input(format!(
+                "`{other}` is not a trigger tag; expected `release=N.P=<step>.<job>`"
+            )))
+        }
+    };
+    let trig_name = trig.tag().to_string();
+    // Read the trigger's commit from the advertisement, without fetching it: libgit2's push
+    // walks the trees of every local commit the remote has, and a partial one would fail.
+    let refs = store.ls_remote()?;
+    let find = |n: &str| refs.iter().find(|r| r.name == n).map(|r| r.oid.clone());
+    let source = find(&format!("refs/tags/{trig_name}^{{}}"))
+        .or_else(|| find(&format!("refs/tags/{trig_name}")))
+        .ok_or_else(|| {
+            Error::input(format!(
+                "triggering tag `{trig_name}` does not exist on `{}`",
+                store.remote().url
+            ))
+        })?;
+    let refname = format!("refs/tags/{tag}");
+    let previous = if store.fetch_ref(&refname)? {
+        store.ref_target(&refname)
+    } else {
+        None
+    };
+    let previous_commit = match &previous {
+        Some(p) => Some(store.ensure_commit(p)?),
+        None => None,
+    };
+    let msg = format!(
+        "deploy train {} to {tag}\n\ntrain: {}\nsource: {}\ntrigger: {trig_name}\nby: {who}\n",
+        trig.train, trig.train, source
+    );
+    let commit = store.commit_dir(&opts.dir, previous_commit.as_deref(), &msg, who, now)?;
+    store.push_ref_cas(&refname, &commit, previous.as_deref())?;
+    Ok(PublishResult {
+        tag: tag.to_string(),
+        previous,
+        commit,
+        train: trig.train.to_string(),
+    })
+}

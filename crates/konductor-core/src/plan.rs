@@ -325,7 +325,10 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
             StepKind::Manual => {
                 if let Some(ev) = obs.unblocked.get(name) {
                     view.state = StepState::Success;
-                    view.reason = Some(format!("unblocked by {}", who(ev)));
+                    view.reason = Some(match ev.field("reason") {
+                        Some(r) => format!("unblocked by {}: {r}", who(ev)),
+                        None => format!("unblocked by {}", who(ev)),
+                    });
                 } else if let Some(ev) = obs.skipped.get(name) {
                     view.state = StepState::Skipped;
                     view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());

@@ -743,13 +743,14 @@ impl Store {
         }
     }
 
-    /// Fetch one ref (full history not needed: depth 1, with trees) into the cache.
+    /// Fetch one ref with its whole history into the cache. (A deploy tag's history is a
+    /// chain of small manifest commits. It must be complete: libgit2's push walks the
+    /// ancestors of the commits it hides and does not honour shallow grafts.)
     pub fn fetch_ref(&self, refname: &str) -> Result<bool> {
         let args: Vec<String> = vec![
             "fetch".into(),
             "--no-tags".into(),
             "--no-write-fetch-head".into(),
-            "--depth=1".into(),
             "--quiet".into(),
             "origin".into(),
             format!("+{refname}:{refname}"),

@@ -36,6 +36,9 @@ pub enum Command {
     Unblock(commands::control::UnblockArgs),
     Retry(commands::control::RetryArgs),
     Cancel(commands::control::CancelArgs),
+    Board(commands::board::BoardArgs),
+    CiFilter(commands::ci_filter::CiFilterArgs),
+    Doctor(commands::doctor::DoctorArgs),
     Completions(commands::meta::CompletionsArgs),
     Man(commands::meta::ManArgs),
 }
@@ -101,6 +104,9 @@ pub fn run() -> i32 {
         Command::Unblock(a) => commands::control::cmd_unblock(a),
         Command::Retry(a) => commands::control::cmd_retry(a),
         Command::Cancel(a) => commands::control::cmd_cancel(a),
+        Command::Board(a) => commands::board::cmd_board(a),
+        Command::CiFilter(a) => commands::ci_filter::cmd_ci_filter(a),
+        Command::Doctor(a) => commands::doctor::cmd_doctor(a),
         Command::Completions(a) => commands::meta::cmd_completions(a),
         Command::Man(a) => commands::meta::cmd_man(a),
     };

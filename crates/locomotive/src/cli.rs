@@ -26,6 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     SetStepState(commands::set_step_state::SetStepStateArgs),
+    PublishManifests(commands::publish_manifests::PublishManifestsArgs),
     Completions(commands::meta::CompletionsArgs),
     Man(commands::meta::ManArgs),
 }
@@ -77,6 +78,7 @@ pub fn run() -> i32 {
     };
     let result = match cli.command {
         Command::SetStepState(a) => commands::set_step_state::cmd_set_step_state(a),
+        Command::PublishManifests(a) => commands::publish_manifests::cmd_publish_manifests(a),
         Command::Completions(a) => commands::meta::cmd_completions(a),
         Command::Man(a) => commands::meta::cmd_man(a),
     };

@@ -1,6 +1,9 @@
 //! One module per subcommand: an `XxxArgs` struct and a `cmd_xxx` function.
 
+pub mod board;
+pub mod ci_filter;
 pub mod control;
+pub mod doctor;
 pub mod graph;
 pub mod log;
 pub mod meta;

@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub mod meta;
+pub mod publish_manifests;
 pub mod set_step_state;

@@ -1,0 +1,49 @@
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use konductor_core::ops::{discover, plan_train, DEFAULT_HORIZON};
+use konductor_core::report::TrainReport;
+
+use crate::out;
+
+/// Write the static HTML board: every train, its step graph, gates, environments
+///
+/// One self-contained `index.html` (no server, no external scripts or fonts) that can be
+/// published as a CI artifact or on any static host.
+#[derive(Debug, Args)]
+pub struct BoardArgs {
+    /// Directory to write `index.html` (and `board.json`) into
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// How many of the newest train numbers to show
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_HORIZON)]
+    pub horizon: u32,
+    #[command(flatten)]
+    pub remote: crate::cli::RemoteArgs,
+}
+
+pub fn cmd_board(args: BoardArgs) -> anyhow::Result<i32> {
+    let store = args.remote.open()?;
+    let now = konductor_core::time::now();
+    let mut reports = Vec::new();
+    for t in discover(&store, args.horizon.max(1))?.into_iter().rev() {
+        match plan_train(&store, t, None, None, now) {
+            Ok(p) => reports.push(TrainReport::new(&p)),
+            Err(e) => eprintln!("konductor: warning: train {t}: {e}"),
+        }
+    }
+    let html = konductor_core::board::render_board(&reports, now, &store.remote().url);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create `{}`", args.out.display()))?;
+    let index = args.out.join("index.html");
+    let tmp = args.out.join(".index.html.tmp");
+    std::fs::write(&tmp, html).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, &index).with_context(|| format!("cannot write `{}`", index.display()))?;
+    std::fs::write(
+        args.out.join("board.json"),
+        serde_json::to_string_pretty(&serde_json::json!({ "trains": reports }))?,
+    )?;
+    out!("wrote {} ({} trains)", index.display(), reports.len());
+    Ok(0)
+}

@@ -1,0 +1,48 @@
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+use konductor_core::ops::{publish_manifests, PublishOptions};
+use konductor_core::store::{CacheLocation, Identity};
+
+/// Publish generated Kubernetes manifests under a moving tag that ArgoCD syncs
+///
+/// Commits DIR as a dangling commit whose parent is the previous commit under `--tag`
+/// (so `git log <tag>` is the deploy history) and moves the tag there. A tag that moved
+/// meanwhile is reported (exit 5) and nothing is overwritten.
+#[derive(Debug, Args)]
+pub struct PublishManifestsArgs {
+    /// Directory holding the manifests (committed recursively; `.git` is skipped)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The moving tag, e.g. `staging-k8s` or `k8s-production`
+    #[arg(long, value_name = "TAG")]
+    pub tag: String,
+    /// The trigger tag of the deploy step (`release=N.P=<step>.<job>`)
+    #[arg(long, value_name = "TAG")]
+    pub triggering_tag: String,
+    #[command(flatten)]
+    pub remote: crate::cli::RemoteArgs,
+}
+
+pub fn cmd_publish_manifests(args: PublishManifestsArgs) -> anyhow::Result<i32> {
+    let store = args.remote.open(CacheLocation::Temporary)?;
+    let who = Identity::from_env("locomotive");
+    let opts = PublishOptions {
+        dir: args.dir,
+        tag: args.tag,
+        triggering_tag: args.triggering_tag,
+    };
+    let r = publish_manifests(&store, &opts, &who, konductor_core::time::now())?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}: {} -> {} (train {})",
+        r.tag,
+        r.previous
+            .as_deref()
+            .map_or("(new)", |p| &p[..p.len().min(10)]),
+        &r.commit[..10],
+        r.train
+    )?;
+    Ok(0)
+}
