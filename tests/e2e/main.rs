@@ -6,6 +6,7 @@ mod board;
 mod browser;
 mod cli;
 mod deploy;
+mod gc;
 mod harness;
 mod lifecycle;
 mod race;

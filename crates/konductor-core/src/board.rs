@@ -2014,6 +2014,7 @@ complete-deploy:
             cancelled_by: None,
             cancel_reason: None,
             warnings: Vec::new(),
+            archived: false,
         }
     }
 

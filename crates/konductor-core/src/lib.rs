@@ -15,6 +15,7 @@ pub mod board;
 pub mod changes;
 pub mod error;
 pub mod exit_codes;
+pub mod gc;
 pub mod ops;
 pub mod plan;
 pub mod report;

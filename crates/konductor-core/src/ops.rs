@@ -253,7 +253,42 @@ pub fn plan_train(
     target: Option<&str>,
     now: i64,
 ) -> Result<Planned> {
-    let mut obs = observe(store, t)?;
+    let obs = observe(store, t)?;
+    plan_observed(store, obs, sdd, target, now)
+}
+
+/// Like [`plan_train`], but a train whose tags were collected by `gc` is read from the
+/// archive. The second value says whether it was.
+pub fn plan_train_any(
+    store: &Store,
+    t: TrainId,
+    sdd: Option<&Sdd>,
+    target: Option<&str>,
+    now: i64,
+) -> Result<(Planned, bool)> {
+    match observe(store, t) {
+        Ok(obs) => Ok((plan_observed(store, obs, sdd, target, now)?, false)),
+        Err(Error::Input(msg)) => match crate::gc::archived(store, t)? {
+            Some(a) => {
+                let obs =
+                    Observed::from_records(t, &a.tags).ok_or_else(|| Error::Input(msg.clone()))?;
+                let _ = store.ensure_commit(&obs.commit);
+                Ok((plan_observed(store, obs, sdd, target, now)?, true))
+            }
+            None => Err(Error::Input(msg)),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Plan an observed train.
+pub fn plan_observed(
+    store: &Store,
+    mut obs: Observed,
+    sdd: Option<&Sdd>,
+    target: Option<&str>,
+    now: i64,
+) -> Result<Planned> {
     let sdd = train_sdd(store, &obs, sdd)?;
     let target = match target {
         Some(x) => {

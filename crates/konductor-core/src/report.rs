@@ -106,6 +106,8 @@ pub struct TrainReport {
     pub cancel_reason: Option<String>,
     /// Tags that were ignored, and why.
     pub warnings: Vec<String>,
+    /// Read from the archive (its tags were collected by `gc`).
+    pub archived: bool,
 }
 
 impl TrainReport {
@@ -169,6 +171,7 @@ impl TrainReport {
                 .as_ref()
                 .and_then(|e| e.field("reason").map(str::to_string)),
             warnings: p.plan.warnings.clone(),
+            archived: false,
         }
     }
 

@@ -736,6 +736,129 @@ impl Store {
         Ok(Ok(()))
     }
 
+    /// Delete refs on the remote (one push). Refs that are already gone are fine.
+    pub fn push_delete(&self, refnames: &[String]) -> Result<()> {
+        if refnames.is_empty() {
+            return Ok(());
+        }
+        if self.remote.is_local() {
+            let mut args: Vec<String> = vec![
+                "push".into(),
+                "--porcelain".into(),
+                "--no-verify".into(),
+                "origin".into(),
+            ];
+            args.extend(refnames.iter().map(|r| format!(":{r}")));
+            let out = self.git_cli_full(&args)?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let failed: Vec<&str> = stdout
+                .lines()
+                .filter(|l| l.starts_with('!') && !l.contains("remote ref does not exist"))
+                .collect();
+            if !out.status.success() && !failed.is_empty() {
+                return Err(Error::Remote(format!(
+                    "`{}` refused to delete: {}",
+                    self.remote.url,
+                    failed.join("; ")
+                )));
+            }
+        } else {
+            let mut remote = self
+                .repo
+                .remote_anonymous(&self.remote.url)
+                .map_err(|e| git_err(&self.remote, "invalid remote", e))?;
+            let auth = AuthState::default();
+            let rejected: Arc<Mutex<Vec<String>>> = Arc::default();
+            let r2 = rejected.clone();
+            let mut cbs = callbacks(&self.remote, &auth);
+            cbs.push_update_reference(move |r, status| {
+                if let Some(s) = status {
+                    r2.lock().expect("lock").push(format!("{r}: {s}"));
+                }
+                Ok(())
+            });
+            let mut opts = PushOptions::new();
+            opts.remote_callbacks(cbs);
+            opts.proxy_options(proxy());
+            let specs: Vec<String> = refnames.iter().map(|r| format!(":{r}")).collect();
+            remote
+                .push(&specs, Some(&mut opts))
+                .map_err(|e| self.net_err("cannot push to", e, &auth))?;
+            let rej = rejected.lock().expect("lock").clone();
+            if !rej.is_empty() {
+                return Err(Error::Remote(format!(
+                    "`{}` refused to delete: {}",
+                    self.remote.url,
+                    rej.join("; ")
+                )));
+            }
+        }
+        for r in refnames {
+            if let Ok(mut reference) = self.repo.find_reference(r) {
+                let _ = reference.delete();
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a commit whose tree is `base`'s tree with `files` (path → content) added or
+    /// replaced, and `parent` as its parent (both usually the previous tip of a ref).
+    pub fn commit_update(
+        &self,
+        base: Option<&str>,
+        files: &[(String, Vec<u8>)],
+        message: &str,
+        who: &Identity,
+        when: i64,
+    ) -> Result<String> {
+        let parent = match base {
+            Some(b) => Some(
+                self.repo
+                    .find_commit(Oid::from_str(b).map_err(|_| Error::input("bad parent id"))?)
+                    .map_err(|e| git_err(&self.remote, "cannot read the previous commit", e))?,
+            ),
+            None => None,
+        };
+        let base_tree = match &parent {
+            Some(p) => p
+                .tree()
+                .map_err(|e| git_err(&self.remote, "cannot read the previous tree", e))?,
+            None => {
+                let empty = self
+                    .repo
+                    .treebuilder(None)
+                    .and_then(|tb| tb.write())
+                    .map_err(|e| git_err(&self.remote, "cannot build tree", e))?;
+                self.repo
+                    .find_tree(empty)
+                    .map_err(|e| git_err(&self.remote, "cannot build tree", e))?
+            }
+        };
+        let mut upd = git2::build::TreeUpdateBuilder::new();
+        for (path, data) in files {
+            let blob = self
+                .repo
+                .blob(data)
+                .map_err(|e| git_err(&self.remote, "cannot write blob", e))?;
+            upd.upsert(path.as_str(), blob, git2::FileMode::Blob);
+        }
+        let tree = upd
+            .create_updated(&self.repo, &base_tree)
+            .map_err(|e| git_err(&self.remote, "cannot build tree", e))?;
+        let tree = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| git_err(&self.remote, "cannot read tree", e))?;
+        let sig = Signature::new(&who.name, &who.email, &git2::Time::new(when, 0))
+            .map_err(|e| Error::input(format!("invalid identity `{who}`: {}", e.message())))?;
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let id = self
+            .repo
+            .commit(None, &sig, &sig, message, &tree, &parents)
+            .map_err(|e| git_err(&self.remote, "cannot write commit", e))?;
+        Ok(id.to_string())
+    }
+
     /// Keep the cache current after a push.
     fn note_pushed(&self, refname: &str, oid: &str) {
         if let Ok(oid) = Oid::from_str(oid) {

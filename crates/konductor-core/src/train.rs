@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tag::{JobState, StepVerb, Tag, TrainId};
 
 /// One tag as read from the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagRecord {
     /// The tag name without `refs/tags/`.
     pub name: String,

@@ -39,6 +39,7 @@ pub enum Command {
     Board(commands::board::BoardArgs),
     CiFilter(commands::ci_filter::CiFilterArgs),
     Doctor(commands::doctor::DoctorArgs),
+    Gc(commands::gc::GcArgs),
     Completions(commands::meta::CompletionsArgs),
     Man(commands::meta::ManArgs),
 }
@@ -107,6 +108,7 @@ pub fn run() -> i32 {
         Command::Board(a) => commands::board::cmd_board(a),
         Command::CiFilter(a) => commands::ci_filter::cmd_ci_filter(a),
         Command::Doctor(a) => commands::doctor::cmd_doctor(a),
+        Command::Gc(a) => commands::gc::cmd_gc(a),
         Command::Completions(a) => commands::meta::cmd_completions(a),
         Command::Man(a) => commands::meta::cmd_man(a),
     };

@@ -85,6 +85,11 @@ pub fn train_table(r: &TrainReport, now: i64, color: bool) -> String {
         r.opened_at,
         r.opened_by
     );
+    if r.archived {
+        out.push_str(
+            "archived: read from refs/konductor/archive (its tags were collected by `gc`)\n",
+        );
+    }
     if let Some(by) = &r.cancelled_by {
         out.push_str(&format!(
             "cancelled by {by}: {}\n",

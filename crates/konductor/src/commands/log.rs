@@ -34,11 +34,16 @@ pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {
                     .map_or(true, |x| x.is_some_and(|x| x.train() == t))
             });
             if !records.iter().any(|r| r.name == format!("release={t}")) {
-                return Err(konductor_core::error::Error::input(format!(
-                    "train `{t}` does not exist on `{}`",
-                    store.remote().url
-                ))
-                .into());
+                match konductor_core::gc::archived(&store, t)? {
+                    Some(a) => records = a.tags,
+                    None => {
+                        return Err(konductor_core::error::Error::input(format!(
+                            "train `{t}` does not exist on `{}`",
+                            store.remote().url
+                        ))
+                        .into())
+                    }
+                }
             }
         }
         None => {

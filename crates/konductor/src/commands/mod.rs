@@ -4,6 +4,7 @@ pub mod board;
 pub mod ci_filter;
 pub mod control;
 pub mod doctor;
+pub mod gc;
 pub mod graph;
 pub mod log;
 pub mod meta;

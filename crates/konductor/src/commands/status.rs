@@ -1,7 +1,7 @@
 use std::io::IsTerminal as _;
 
 use clap::Args;
-use konductor_core::ops::{discover, plan_train, refresh_train, DEFAULT_HORIZON};
+use konductor_core::ops::{discover, plan_train, plan_train_any, refresh_train, DEFAULT_HORIZON};
 use konductor_core::report::TrainReport;
 
 use crate::out;
@@ -35,8 +35,9 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
     match args.train.as_deref().map(super::parse_train).transpose()? {
         Some(t) => loop {
             refresh_train(&store, t)?;
-            let p = plan_train(&store, t, None, None, konductor_core::time::now())?;
-            let r = TrainReport::new(&p);
+            let (p, archived) = plan_train_any(&store, t, None, None, konductor_core::time::now())?;
+            let mut r = TrainReport::new(&p);
+            r.archived = archived;
             if args.output.json {
                 out!("{}", serde_json::to_string_pretty(&r)?);
             } else {
