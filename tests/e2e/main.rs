@@ -6,6 +6,8 @@ mod board;
 mod browser;
 mod cli;
 mod deploy;
+mod docs;
+mod faults;
 mod gc;
 mod harness;
 mod lifecycle;

@@ -515,6 +515,17 @@ pub fn set_step_state(
         })
         .collect();
     let name = trig.state_tag(opts.state).to_string();
+    if let Some(r) = existing
+        .get(&opts.state)
+        .filter(|r| r.commit != record.commit)
+    {
+        return Err(Error::Conflict(format!(
+            "`{name}` already exists on `{}` but points to commit {}, not the train's {}; it was not written for this job (spoofed?) and nothing was recorded; the trigger timeout will re-run the step as a new attempt",
+            store.remote().url,
+            short(&r.commit),
+            short(&record.commit)
+        )));
+    }
     if existing.contains_key(&opts.state) {
         return Ok(SetStateResult {
             tag: name,

@@ -119,11 +119,13 @@ impl Observed {
     /// itself is missing.
     pub fn from_records(train: TrainId, records: &[TagRecord]) -> Option<Observed> {
         let mut parsed: Vec<(Tag, &TagRecord)> = Vec::new();
+        let mut malformed = Vec::new();
+        let own = format!("{}{train}=", crate::tag::PREFIX);
         for r in records {
-            if let Ok(Some(t)) = Tag::parse_any(&r.name) {
-                if t.train() == train {
-                    parsed.push((t, r));
-                }
+            match Tag::parse_any(&r.name) {
+                Ok(Some(t)) if t.train() == train => parsed.push((t, r)),
+                Err(e) if r.name.starts_with(&own) => malformed.push(e.to_string()),
+                _ => {}
             }
         }
         let root = parsed
@@ -140,6 +142,17 @@ impl Observed {
             cancelled: None,
             warnings: Vec::new(),
         };
+        const SHOWN: usize = 20;
+        let n = malformed.len();
+        for m in malformed.into_iter().take(SHOWN) {
+            obs.warnings.push(format!("ignored {m}"));
+        }
+        if n > SHOWN {
+            obs.warnings.push(format!(
+                "ignored {} more malformed tags of train {train}",
+                n - SHOWN
+            ));
+        }
         // Triggers first, so states can be checked against them.
         parsed.sort_by_key(|(t, _)| match t {
             Tag::Train(_) => 0,
