@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build demo demo-tick test test-rust test-integrations lint fmt bench soak clean
+.PHONY: all build demo demo-tick test test-rust test-integrations lint fmt bench soak fuzz clean
 
 all: build
 
@@ -40,10 +40,17 @@ bench:
 	$(CARGO) build --release --workspace --bins
 	bash benches/run.sh
 
-## Load test: concurrent ticks and a random fake CI over many trains on git over HTTP.
+## Load test: 4 concurrent tick loops and a random fake CI over SOAK_TRAINS (200) trains
+## on git over HTTP; stops early after SOAK_SECONDS (1200). Prints the counts.
+SOAK_TRAINS ?= 200
+SOAK_SECONDS ?= 1200
 soak:
 	$(CARGO) build --release --workspace --bins
-	bash benches/soak.sh
+	SOAK_TRAINS=$(SOAK_TRAINS) SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release -p konductor-tests --test e2e soak -- --ignored --nocapture
+
+## Fuzz the tag, SDD and signature parsers (nightly + cargo-fuzz); see docs/fuzzing.md.
+fuzz:
+	bash fuzz/run.sh
 
 clean:
 	$(CARGO) clean

@@ -12,5 +12,6 @@ mod gc;
 mod harness;
 mod lifecycle;
 mod race;
+mod soak;
 mod support;
 mod train_loop;

@@ -1,0 +1,211 @@
+//! `make soak`: 4 concurrent tick loops and a fake CI that reports at random through
+//! locomotive, over many trains on a real git server over HTTP. Ignored by `make test`;
+//! run with `SOAK_TRAINS=200 SOAK_SECONDS=1200 cargo test --release -p konductor-tests
+//! --test e2e soak -- --ignored --nocapture`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::harness::Env;
+use crate::support::servers::Kind;
+
+const SOAK_SDD: &str = "\
+build: {needs: [], retries: 2, trigger_timeout: 4s}
+test: {needs: [], retries: 2, trigger_timeout: 4s}
+lint: {needs: [], trigger_timeout: 4s}
+deploy: {needs: [build, test, lint], retries: 1, trigger_timeout: 4s}
+verify: {needs: [deploy], retries: 1, trigger_timeout: 4s}
+done: {needs: [verify], virtual: true}
+";
+const RETRIES: [(&str, u32); 5] = [("build", 2), ("test", 2), ("lint", 0), ("deploy", 1), ("verify", 1)];
+const NEEDS: [(&str, &[&str]); 5] = [("build", &[]), ("test", &[]), ("lint", &[]), ("deploy", &["build", "test", "lint"]), ("verify", &["deploy"])];
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A tiny deterministic PRNG (xorshift), so a run can be replayed with SOAK_SEED.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+#[ignore = "load test: run with `make soak`"]
+fn soak() {
+    let trains = env_num("SOAK_TRAINS", 200) as usize;
+    let bound = Duration::from_secs(env_num("SOAK_SECONDS", 1200));
+    let seed = env_num("SOAK_SEED", 0x5eed_c0de);
+    let env = Env::new(Kind::Http, SOAK_SDD);
+    let t0 = Instant::now();
+    println!("soak: {trains} trains on {} (seed {seed:#x}, bound {}s)", env.server.url, bound.as_secs());
+    // Open the trains (4 at a time, racing on numbers).
+    thread::scope(|s| {
+        for w in 0..4 {
+            let env = &env;
+            s.spawn(move || {
+                let cache = env.root.path().join(format!("start-{w}"));
+                for _ in (w..trains).step_by(4) {
+                    env.run_cmd(env.cmd("konductor").env("KONDUCTOR_CACHE_DIR", &cache).args(["start", "--sha", &env.sha])).ok();
+                }
+            });
+        }
+    });
+    println!("soak: opened {trains} trains in {:.1}s", t0.elapsed().as_secs_f64());
+    let stop = AtomicBool::new(false);
+    // What the CI decided for each trigger: Some(true) success, Some(false) failure, None dropped.
+    let decided: Mutex<BTreeMap<String, Option<bool>>> = Mutex::new(BTreeMap::new());
+    let tick_errors = Mutex::new(Vec::new());
+    let ticks = Mutex::new(0u64);
+    let queue: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let seen: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    thread::scope(|s| {
+        for i in 0..4 {
+            let (env, stop, tick_errors, ticks) = (&env, &stop, &tick_errors, &ticks);
+            s.spawn(move || {
+                let cache = env.root.path().join(format!("tick-{i}"));
+                while !stop.load(Ordering::Relaxed) {
+                    let out = env.run_cmd(env.cmd("konductor").env("KONDUCTOR_CACHE_DIR", &cache).args(["tick", "--horizon", &(trains + 5).to_string()]));
+                    *ticks.lock().unwrap() += 1;
+                    if out.code != 0 {
+                        tick_errors.lock().unwrap().push(out.stderr);
+                    }
+                }
+            });
+        }
+        // The fake CI: 4 workers take new trigger tags and report at random.
+        for w in 0..4u64 {
+            let (env, stop, queue, decided) = (&env, &stop, &queue, &decided);
+            s.spawn(move || {
+                let mut rng = Rng(seed ^ (w + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(tag) = queue.lock().unwrap().pop() else {
+                        thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    let r = rng.next() % 100;
+                    if r < 5 {
+                        decided.lock().unwrap().insert(tag, None); // the webhook got lost
+                        continue;
+                    }
+                    let ok = r >= 25;
+                    let started = env.report(&tag, "started");
+                    let end = env.report(&tag, if ok { "success" } else { "failure" });
+                    assert_eq!(started.code, 0, "{started:?}");
+                    assert_eq!(end.code, 0, "{end:?}");
+                    decided.lock().unwrap().insert(tag, Some(ok));
+                }
+            });
+        }
+        // Dispatcher + completion check.
+        loop {
+            let all = env.server.tags();
+            let mut q = Vec::new();
+            {
+                let mut seen = seen.lock().unwrap();
+                for t in &all {
+                    if t.matches('=').count() == 2 && seen.insert(t.clone()) {
+                        q.push(t.clone());
+                    }
+                }
+            }
+            queue.lock().unwrap().extend(q);
+            let settled = {
+                let d = decided.lock().unwrap();
+                let s = seen.lock().unwrap();
+                s.len() == d.len() && queue.lock().unwrap().is_empty()
+            };
+            if settled && all_final(&env, trains) {
+                break;
+            }
+            if t0.elapsed() > bound {
+                println!("soak: stopping early at the {}s bound", bound.as_secs());
+                break;
+            }
+            thread::sleep(Duration::from_secs(2));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    // Verify against an independent model of what the CI decided.
+    let decided = decided.into_inner().unwrap();
+    let all = env.server.tags();
+    let mut names = BTreeSet::new();
+    let mut duplicates = 0;
+    for t in all.iter().filter(|t| t.matches('=').count() == 2) {
+        if !names.insert(t.clone()) {
+            duplicates += 1;
+        }
+    }
+    let mut lost = 0;
+    let mut wrong = Vec::new();
+    let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
+    let mut attempts = 0;
+    for n in 1..=trains {
+        let t = format!("{n}.0");
+        let status = env.status(&t);
+        let state = status["state"].as_str().unwrap().to_string();
+        *by_state.entry(state.clone()).or_default() += 1;
+        // Expected: per step, the reported outcomes by attempt.
+        let mut step_ok: BTreeMap<&str, Option<bool>> = BTreeMap::new();
+        for (step, needs) in NEEDS {
+            let deps_ok = needs.iter().all(|d| step_ok[d] == Some(true));
+            let retries = RETRIES.iter().find(|r| r.0 == step).unwrap().1;
+            let outcomes: Vec<Option<bool>> = (1..=20).map_while(|j| decided.get(&format!("release={t}={step}.{j}")).copied()).collect();
+            attempts += outcomes.len();
+            let failures = outcomes.iter().filter(|o| **o == Some(false)).count() as u32;
+            let v = if !deps_ok {
+                if !outcomes.is_empty() {
+                    wrong.push(format!("{t}: {step} ran before its needs succeeded"));
+                }
+                None
+            } else if outcomes.contains(&Some(true)) {
+                Some(true)
+            } else if failures > retries {
+                Some(false)
+            } else {
+                lost += 1; // a step that should still be moving
+                None
+            };
+            step_ok.insert(step, v);
+        }
+        let want = if step_ok.values().all(|v| *v == Some(true)) { "succeeded" } else { "failed" };
+        if state != want {
+            wrong.push(format!("{t}: status says {state}, the CI's reports say {want}"));
+        }
+    }
+    let errors = tick_errors.into_inner().unwrap();
+    println!("soak: {} trigger tags, {attempts} attempts reported or dropped, {} ticks in {:.1}s", names.len(), ticks.into_inner().unwrap(), t0.elapsed().as_secs_f64());
+    println!("soak: final states: {by_state:?}");
+    println!("soak: duplicate trigger tags: {duplicates}");
+    println!("soak: lost steps: {lost}");
+    println!("soak: trains in a wrong final state: {}", wrong.len());
+    println!("soak: tick errors: {}", errors.len());
+    for w in wrong.iter().take(10) {
+        println!("  {w}");
+    }
+    for e in errors.iter().take(5) {
+        println!("  tick error: {e}");
+    }
+    assert_eq!(duplicates, 0);
+    assert_eq!(lost, 0);
+    assert!(wrong.is_empty());
+}
+
+/// Every train has settled: succeeded or failed.
+fn all_final(env: &Env, trains: usize) -> bool {
+    let out = env.k(&["status", "--json", "--horizon", &(trains + 5).to_string()]);
+    if out.code != 0 {
+        return false;
+    }
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+    let list = v["trains"].as_array().cloned().unwrap_or_default();
+    list.len() >= trains && list.iter().all(|t| matches!(t["state"].as_str(), Some("succeeded" | "failed")))
+}
