@@ -2,6 +2,7 @@
 //! (a bare repository path, `git daemon`, and `git http-backend` behind lighttpd with basic
 //! auth), started on loopback by the tests themselves.
 
+mod bad_input;
 mod board;
 mod browser;
 mod cli;
