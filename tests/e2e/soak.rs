@@ -20,11 +20,26 @@ deploy: {needs: [build, test, lint], retries: 1, trigger_timeout: 4s}
 verify: {needs: [deploy], retries: 1, trigger_timeout: 4s}
 done: {needs: [verify], virtual: true}
 ";
-const RETRIES: [(&str, u32); 5] = [("build", 2), ("test", 2), ("lint", 0), ("deploy", 1), ("verify", 1)];
-const NEEDS: [(&str, &[&str]); 5] = [("build", &[]), ("test", &[]), ("lint", &[]), ("deploy", &["build", "test", "lint"]), ("verify", &["deploy"])];
+const RETRIES: [(&str, u32); 5] = [
+    ("build", 2),
+    ("test", 2),
+    ("lint", 0),
+    ("deploy", 1),
+    ("verify", 1),
+];
+const NEEDS: [(&str, &[&str]); 5] = [
+    ("build", &[]),
+    ("test", &[]),
+    ("lint", &[]),
+    ("deploy", &["build", "test", "lint"]),
+    ("verify", &["deploy"]),
+];
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A tiny deterministic PRNG (xorshift), so a run can be replayed with SOAK_SEED.
@@ -46,7 +61,11 @@ fn soak() {
     let seed = env_num("SOAK_SEED", 0x5eed_c0de);
     let env = Env::new(Kind::Http, SOAK_SDD);
     let t0 = Instant::now();
-    println!("soak: {trains} trains on {} (seed {seed:#x}, bound {}s)", env.server.url, bound.as_secs());
+    println!(
+        "soak: {trains} trains on {} (seed {seed:#x}, bound {}s)",
+        env.server.url,
+        bound.as_secs()
+    );
     // Open the trains (4 at a time, racing on numbers).
     thread::scope(|s| {
         for w in 0..4 {
@@ -54,12 +73,20 @@ fn soak() {
             s.spawn(move || {
                 let cache = env.root.path().join(format!("start-{w}"));
                 for _ in (w..trains).step_by(4) {
-                    env.run_cmd(env.cmd("konductor").env("KONDUCTOR_CACHE_DIR", &cache).args(["start", "--sha", &env.sha])).ok();
+                    env.run_cmd(
+                        env.cmd("konductor")
+                            .env("KONDUCTOR_CACHE_DIR", &cache)
+                            .args(["start", "--sha", &env.sha]),
+                    )
+                    .ok();
                 }
             });
         }
     });
-    println!("soak: opened {trains} trains in {:.1}s", t0.elapsed().as_secs_f64());
+    println!(
+        "soak: opened {trains} trains in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     let stop = AtomicBool::new(false);
     // What the CI decided for each trigger: Some(true) success, Some(false) failure, None dropped.
     let decided: Mutex<BTreeMap<String, Option<bool>>> = Mutex::new(BTreeMap::new());
@@ -73,7 +100,11 @@ fn soak() {
             s.spawn(move || {
                 let cache = env.root.path().join(format!("tick-{i}"));
                 while !stop.load(Ordering::Relaxed) {
-                    let out = env.run_cmd(env.cmd("konductor").env("KONDUCTOR_CACHE_DIR", &cache).args(["tick", "--horizon", &(trains + 5).to_string()]));
+                    let out = env.run_cmd(
+                        env.cmd("konductor")
+                            .env("KONDUCTOR_CACHE_DIR", &cache)
+                            .args(["tick", "--horizon", &(trains + 5).to_string()]),
+                    );
                     *ticks.lock().unwrap() += 1;
                     if out.code != 0 {
                         tick_errors.lock().unwrap().push(out.stderr);
@@ -158,7 +189,9 @@ fn soak() {
         for (step, needs) in NEEDS {
             let deps_ok = needs.iter().all(|d| step_ok[d] == Some(true));
             let retries = RETRIES.iter().find(|r| r.0 == step).unwrap().1;
-            let outcomes: Vec<Option<bool>> = (1..=20).map_while(|j| decided.get(&format!("release={t}={step}.{j}")).copied()).collect();
+            let outcomes: Vec<Option<bool>> = (1..=20)
+                .map_while(|j| decided.get(&format!("release={t}={step}.{j}")).copied())
+                .collect();
             attempts += outcomes.len();
             let failures = outcomes.iter().filter(|o| **o == Some(false)).count() as u32;
             let v = if !deps_ok {
@@ -176,13 +209,24 @@ fn soak() {
             };
             step_ok.insert(step, v);
         }
-        let want = if step_ok.values().all(|v| *v == Some(true)) { "succeeded" } else { "failed" };
+        let want = if step_ok.values().all(|v| *v == Some(true)) {
+            "succeeded"
+        } else {
+            "failed"
+        };
         if state != want {
-            wrong.push(format!("{t}: status says {state}, the CI's reports say {want}"));
+            wrong.push(format!(
+                "{t}: status says {state}, the CI's reports say {want}"
+            ));
         }
     }
     let errors = tick_errors.into_inner().unwrap();
-    println!("soak: {} trigger tags, {attempts} attempts reported or dropped, {} ticks in {:.1}s", names.len(), ticks.into_inner().unwrap(), t0.elapsed().as_secs_f64());
+    println!(
+        "soak: {} trigger tags, {attempts} attempts reported or dropped, {} ticks in {:.1}s",
+        names.len(),
+        ticks.into_inner().unwrap(),
+        t0.elapsed().as_secs_f64()
+    );
     println!("soak: final states: {by_state:?}");
     println!("soak: duplicate trigger tags: {duplicates}");
     println!("soak: lost steps: {lost}");
@@ -207,5 +251,8 @@ fn all_final(env: &Env, trains: usize) -> bool {
     }
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
     let list = v["trains"].as_array().cloned().unwrap_or_default();
-    list.len() >= trains && list.iter().all(|t| matches!(t["state"].as_str(), Some("succeeded" | "failed")))
+    list.len() >= trains
+        && list
+            .iter()
+            .all(|t| matches!(t["state"].as_str(), Some("succeeded" | "failed")))
 }

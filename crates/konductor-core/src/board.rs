@@ -1791,6 +1791,8 @@ complete-deploy:
                 tagger: Some("konductor-bot <ci@example.com>".into()),
                 time: Some(at),
                 message: message.to_string(),
+                signer: None,
+                signature_error: None,
             });
         }
 
@@ -1932,6 +1934,8 @@ complete-deploy:
             tagger: Some("mallory <m@example.com>".into()),
             time: Some(NOW - 20 * h),
             message: "spoofed success\n".into(),
+            signer: None,
+            signature_error: None,
         });
         out.push(t.report(false));
 

@@ -128,8 +128,17 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         }
     }
     finished.sort_by_key(|f| std::cmp::Reverse(f.0));
-    let (keep, old) = finished.split_at(finished.len().min(opts.keep));
+    // The newest train that reached its target is in production: always keep it (changed-
+    // file gates compare against it), on top of the newest `keep`.
+    let prod = finished.iter().position(|f| f.1 == TrainState::Succeeded);
+    let (mut keep, mut old): (Vec<_>, Vec<_>) = finished
+        .iter()
+        .enumerate()
+        .partition(|(i, _)| *i < opts.keep || Some(*i) == prod);
+    let keep: Vec<(TrainId, TrainState)> = keep.drain(..).map(|(_, f)| *f).collect();
+    let old: Vec<(TrainId, TrainState)> = old.drain(..).map(|(_, f)| *f).collect();
     report.kept = keep.iter().map(|(t, _)| t.to_string()).collect();
+    let old = &old[..];
     let tip = archive_tip(store)?;
     // Orphans: tags of a train whose train tag is gone. If the archive has the train, an
     // earlier gc was interrupted while deleting: finish it. Otherwise leave them alone.

@@ -8,11 +8,15 @@
 //! - [`train`]: turn one train's tags into observed facts, refusing what can't be trusted.
 //! - [`plan`]: the pure planner.
 //! - [`store`]: the only code that touches git.
+//! - [`cifilter`], [`doctor`]: CI tag filters, and the check of a CI configuration against
+//!   the graph.
 //! - [`ops`]: the operations (`start`, `tick`, `set-step-state`, …) built from the above.
 #![warn(missing_docs)]
 
 pub mod board;
 pub mod changes;
+pub mod cifilter;
+pub mod doctor;
 pub mod error;
 pub mod exit_codes;
 pub mod gc;
@@ -20,6 +24,7 @@ pub mod ops;
 pub mod plan;
 pub mod report;
 pub mod sdd;
+pub mod sign;
 pub mod simulate;
 pub mod store;
 pub mod tag;

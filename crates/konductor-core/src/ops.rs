@@ -81,7 +81,14 @@ pub fn refresh_train(store: &Store, t: TrainId) -> Result<()> {
 /// Read one train from the cache.
 pub fn observe(store: &Store, t: TrainId) -> Result<Observed> {
     let records = store.tag_records(&train_glob(t))?;
-    Observed::from_records(t, &records).ok_or_else(|| {
+    let signed = store.requires_signatures();
+    Observed::from_records_checked(t, &records, signed).ok_or_else(|| {
+        if signed && records.iter().any(|r| r.name == Tag::Train(t).to_string()) {
+            return Error::input(format!(
+                "train `{t}` on `{}` is not signed by an allowed signer; its tags are ignored",
+                store.remote().url
+            ));
+        }
         Error::input(format!(
             "train `{t}` does not exist on `{}`",
             store.remote().url
@@ -368,9 +375,15 @@ fn last_reached(
     target: &str,
     now: i64,
 ) -> Result<Option<(TrainId, String)>> {
-    let trains = cached_trains(store)?;
+    // Only older trains count: a newer train in production must not change (or skip) the
+    // gate of an older one. Make sure the cache knows them, even when this tick follows
+    // one train only.
+    let mut trains = cached_trains(store)?;
+    if !trains.iter().any(|t| *t < me) {
+        trains = discover(store, DEFAULT_HORIZON)?;
+    }
     for t in trains.into_iter().rev() {
-        if t == me {
+        if t >= me {
             continue;
         }
         let Ok(mut obs) = observe(store, t) else {
@@ -496,6 +509,12 @@ pub fn set_step_state(
             store.remote().url
         ))
     })?;
+    if store.requires_signatures() && record.signer.is_none() {
+        return Err(Error::input(format!(
+            "triggering tag `{trig_name}` is not signed by an allowed signer ({}); refusing to report for it",
+            record.signature_error.as_deref().unwrap_or("unsigned")
+        )));
+    }
     if let Some(sha) = &opts.sha {
         let sha = sha.trim();
         if sha.is_empty() || !record.commit.starts_with(&sha.to_ascii_lowercase()) || sha.len() < 7
@@ -515,12 +534,28 @@ pub fn set_step_state(
         })
         .collect();
     let name = trig.state_tag(opts.state).to_string();
+    let signed = store.requires_signatures();
+    if let Some(r) = existing
+        .get(&opts.state)
+        .filter(|r| signed && r.signer.is_none() && r.commit == record.commit)
+    {
+        return Err(Error::Conflict(format!(
+            "`{name}` already exists on `{}` but is not signed by an allowed signer ({}); it was not written for this job and nothing was recorded; a step left without a state is re-run by its trigger timeout, else use `konductor retry`",
+            store.remote().url,
+            r.signature_error.as_deref().unwrap_or("unsigned")
+        )));
+    }
+    // Only trusted states count from here on.
+    let existing: BTreeMap<JobState, TagRecord> = existing
+        .into_iter()
+        .filter(|(s, r)| *s == opts.state || !signed || r.signer.is_some())
+        .collect();
     if let Some(r) = existing
         .get(&opts.state)
         .filter(|r| r.commit != record.commit)
     {
         return Err(Error::Conflict(format!(
-            "`{name}` already exists on `{}` but points to commit {}, not the train's {}; it was not written for this job (spoofed?) and nothing was recorded; the trigger timeout will re-run the step as a new attempt",
+            "`{name}` already exists on `{}` but points to commit {}, not the train's {}; it was not written for this job (spoofed?) and nothing was recorded; a step left without a state is re-run by its trigger timeout, else use `konductor retry`",
             store.remote().url,
             short(&r.commit),
             short(&record.commit)
@@ -557,8 +592,17 @@ pub fn set_step_state(
     }
     let mut msg = format!("{} {}\n\n", trig_name, opts.state);
     for i in &opts.info {
-        msg.push_str(i.trim());
-        msg.push('\n');
+        for line in i.lines() {
+            // Keys the protocol reads from a message can't come from a job's info string.
+            let key = line.split(':').next().unwrap_or("").trim();
+            if ["by", "reason", "opened-by"].contains(&key) {
+                return Err(Error::input(format!(
+                    "`--info-string` cannot set `{key}:`; konductor reads that field from the tag"
+                )));
+            }
+            msg.push_str(line.trim());
+            msg.push('\n');
+        }
     }
     msg.push_str(&format!("by: {who}\n"));
     let oid = store.make_tag(&name, &record.commit, &msg, who, now)?;
@@ -600,7 +644,7 @@ pub fn unblock(
         && !s
             .approvers
             .iter()
-            .any(|a| a == &by.email || a == &by.name || *a == by.to_string())
+            .any(|a| crate::plan::same_identity(a, &by.to_string()))
     {
         return Err(Error::input(format!(
             "`{by}` may not unblock `{step}`; approvers: {}",
@@ -705,7 +749,13 @@ pub fn retry(
 }
 
 /// `konductor cancel`.
-pub fn cancel(store: &Store, t: TrainId, reason: Option<&str>, by: &Identity) -> Result<String> {
+pub fn cancel(
+    store: &Store,
+    t: TrainId,
+    reason: Option<&str>,
+    by: &Identity,
+    now: i64,
+) -> Result<String> {
     refresh_train(store, t)?;
     let obs = observe(store, t)?;
     if obs.cancelled.is_some() {
@@ -716,7 +766,7 @@ pub fn cancel(store: &Store, t: TrainId, reason: Option<&str>, by: &Identity) ->
         "cancel train {t}\n\nby: {by}\nreason: {}\n",
         reason.unwrap_or("(none given)")
     );
-    let oid = store.make_tag(&name, &obs.commit, &msg, by, crate::time::now())?;
+    let oid = store.make_tag(&name, &obs.commit, &msg, by, now)?;
     Ok(match store.push_tag_create(&name, &oid)? {
         PushOutcome::Created => "cancelled".into(),
         PushOutcome::AlreadyExists(_) => "already-cancelled".into(),

@@ -323,7 +323,18 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
         match kind {
             StepKind::Target | StepKind::Virtual => view.state = StepState::Success,
             StepKind::Manual => {
-                if let Some(ev) = obs.unblocked.get(name) {
+                let unblock = obs.unblocked.get(name).filter(|ev| {
+                    let ok = approved(&step.approvers, ev);
+                    if !ok {
+                        warnings.push(format!(
+                            "ignored unblock of `{name}` by {}: not in its approvers ({})",
+                            who(ev),
+                            step.approvers.join(", ")
+                        ));
+                    }
+                    ok
+                });
+                if let Some(ev) = unblock {
                     view.state = StepState::Success;
                     view.reason = Some(match ev.field("reason") {
                         Some(r) => format!("unblocked by {}: {r}", who(ev)),
@@ -449,9 +460,12 @@ fn job_state(
     match last.outcome() {
         None => {
             view.state = StepState::Triggered;
+            // Never-started attempts in a row, just before the latest.
             let lost = atts
                 .iter()
-                .filter(|(j, a)| **j != latest && a.states.is_empty())
+                .rev()
+                .skip(1)
+                .take_while(|(_, a)| a.states.is_empty())
                 .count() as u32;
             let at = last.triggered.as_ref().map_or(0, |e| e.at);
             let waited = ctx.now - at;
@@ -463,8 +477,10 @@ fn job_state(
                         reason: TriggerReason::LostTrigger { after: latest },
                     });
                 } else {
+                    // Give up: a failure, so the train says so and `retry` can go again.
+                    view.state = StepState::Failure;
                     view.reason = Some(format!(
-                        "no CI picked up {} triggers in a row; check the job's tag filter",
+                        "no CI picked up {} triggers in a row; check the job's tag filter, then `konductor retry`",
                         lost + 1
                     ));
                 }
@@ -517,10 +533,31 @@ fn job_state(
     }
 }
 
+/// Who did it: the verified signer when signatures are checked, else the `by:` field of
+/// the message, else the tagger.
 fn who(ev: &Event) -> String {
-    ev.field("by")
-        .map(str::to_string)
+    ev.signer
+        .clone()
+        .or_else(|| ev.field("by").map(str::to_string))
         .unwrap_or_else(|| ev.by.clone())
+}
+
+/// Whether an unblock came from one of `approvers` (any, if the list is empty). With
+/// signature verification on, the verified signer counts, not the self-declared identity.
+pub fn approved(approvers: &[String], ev: &Event) -> bool {
+    approvers.is_empty() || approvers.iter().any(|a| same_identity(a, &who(ev)))
+}
+
+/// `alice@example.com` matches `Alice <alice@example.com>`, and vice versa.
+pub fn same_identity(a: &str, b: &str) -> bool {
+    fn email(s: &str) -> &str {
+        let s = s.trim();
+        match (s.rfind('<'), s.ends_with('>')) {
+            (Some(i), true) => &s[i + 1..s.len() - 1],
+            _ => s,
+        }
+    }
+    a.trim() == b.trim() || email(a).eq_ignore_ascii_case(email(b))
 }
 
 #[cfg(test)]

@@ -81,6 +81,7 @@ pub fn simulate(sdd: &Sdd, opts: &SimOptions) -> Result<Simulation, String> {
         at,
         message: String::new(),
         tag,
+        signer: None,
     };
     let mut obs = Observed {
         train,

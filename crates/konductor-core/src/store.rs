@@ -310,6 +310,8 @@ pub struct Store {
     repo: Repository,
     dir: PathBuf,
     temporary: bool,
+    signing_key: Option<PathBuf>,
+    allowed_signers: Option<PathBuf>,
     _lock: Option<File>,
 }
 
@@ -388,8 +390,62 @@ impl Store {
             repo,
             dir,
             temporary,
+            signing_key: None,
+            allowed_signers: None,
             _lock: Some(lock),
         })
+    }
+
+    /// Sign every tag this store writes with the SSH private key `key`, and/or trust only
+    /// tags signed by a key of the `allowed` signers file (git's
+    /// `gpg.ssh.allowedSignersFile` format).
+    pub fn set_signing(&mut self, key: Option<PathBuf>, allowed: Option<PathBuf>) -> Result<()> {
+        for (what, p) in [("signing key", &key), ("allowed signers file", &allowed)] {
+            if let Some(p) = p {
+                if !p.is_file() {
+                    return Err(Error::input(format!(
+                        "{what} `{}` is not a readable file",
+                        p.display()
+                    )));
+                }
+            }
+        }
+        self.signing_key = key;
+        self.allowed_signers = allowed;
+        Ok(())
+    }
+
+    /// Whether reading commands ignore tags that are not signed by an allowed signer.
+    pub fn requires_signatures(&self) -> bool {
+        self.allowed_signers.is_some()
+    }
+
+    /// The verified signer of a tag object, cached by object id (tags are immutable).
+    fn verify_cached(&self, oid: Oid, allowed: &Path) -> std::result::Result<String, String> {
+        let dir = self.dir.join("verified");
+        let f = dir.join(oid.to_string());
+        if let Ok(v) = fs::read_to_string(&f) {
+            if let Some(principal) = v.strip_prefix("ok ") {
+                return Ok(principal.trim().to_string());
+            }
+        }
+        let raw = match self
+            .repo
+            .odb()
+            .and_then(|o| o.read(oid).map(|x| x.data().to_vec()))
+        {
+            Ok(data) => data,
+            Err(e) => return Err(format!("cannot read tag object: {}", e.message())),
+        };
+        match crate::sign::verify_tag_object(&raw, allowed) {
+            Ok(p) => {
+                let _ = fs::create_dir_all(&dir);
+                let _ = fs::write(&f, format!("ok {p}\n"));
+                Ok(p)
+            }
+            // Failures are not cached: the allowed signers file may change.
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// The remote.
@@ -535,12 +591,25 @@ impl Store {
                         Some(s.when().seconds()),
                     )
                 });
+                let mut message = tag.message().ok().flatten().unwrap_or("").to_string();
+                if let Some(at) = message.find("-----BEGIN ") {
+                    message.truncate(at);
+                }
+                let (signer, signature_error) = match &self.allowed_signers {
+                    Some(allowed) => match self.verify_cached(oid, allowed) {
+                        Ok(p) => (Some(p), None),
+                        Err(e) => (None, Some(e)),
+                    },
+                    None => (None, None),
+                };
                 Some(TagRecord {
                     name: name.to_string(),
                     commit: commit.to_string(),
                     tagger,
                     time,
-                    message: tag.message().ok().flatten().unwrap_or("").to_string(),
+                    message,
+                    signer,
+                    signature_error,
                 })
             }
             Err(_) => Some(TagRecord {
@@ -549,6 +618,11 @@ impl Store {
                 tagger: None,
                 time: None,
                 message: String::new(),
+                signer: None,
+                signature_error: self
+                    .allowed_signers
+                    .as_ref()
+                    .map(|_| "a lightweight tag carries no signature".to_string()),
             }),
         }
     }
@@ -573,6 +647,25 @@ impl Store {
         })?;
         let sig = Signature::new(&who.name, &who.email, &git2::Time::new(when, 0))
             .map_err(|e| Error::input(format!("invalid identity `{who}`: {}", e.message())))?;
+        if let Some(key) = &self.signing_key {
+            let kind = obj.kind().map_or("commit", |k| k.str());
+            let mut msg = message.to_string();
+            if !msg.ends_with('\n') {
+                msg.push('\n');
+            }
+            let unsigned = format!(
+                "object {oid}\ntype {kind}\ntag {name}\ntagger {} <{}> {when} +0000\n\n{msg}",
+                who.name, who.email
+            );
+            let signed = crate::sign::sign_tag_object(unsigned.as_bytes(), key)
+                .map_err(|e| Error::input(format!("cannot sign tag `{name}`: {e}")))?;
+            let id = self
+                .repo
+                .odb()
+                .and_then(|o| o.write(ObjectType::Tag, &signed))
+                .map_err(|e| git_err(&self.remote, "cannot write signed tag object", e))?;
+            return Ok(id.to_string());
+        }
         let id = self
             .repo
             .tag_annotation_create(name, &obj, &sig, message)

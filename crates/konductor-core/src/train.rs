@@ -22,8 +22,14 @@ pub struct TagRecord {
     pub tagger: Option<String>,
     /// Tagger time, seconds since the epoch, for annotated tags.
     pub time: Option<i64>,
-    /// The tag message, for annotated tags.
+    /// The tag message, for annotated tags (without any signature block).
     pub message: String,
+    /// The verified signer (principal of the allowed signers file), when verification is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// Why the signature did not verify, when verification is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_error: Option<String>,
 }
 
 /// Who did something, when, and what they said.
@@ -37,6 +43,9 @@ pub struct Event {
     pub message: String,
     /// The tag name.
     pub tag: String,
+    /// The verified signer, when signature verification is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
 }
 
 impl Event {
@@ -46,6 +55,7 @@ impl Event {
             at: r.time.unwrap_or(0),
             message: r.message.trim().to_string(),
             tag: r.name.clone(),
+            signer: r.signer.clone(),
         }
     }
 
@@ -57,7 +67,8 @@ impl Event {
 
 /// The value of a `key: value` (or `key:value`) line in a tag message.
 pub fn message_field<'a>(message: &'a str, key: &str) -> Option<&'a str> {
-    message.lines().find_map(|l| {
+    // The last occurrence: the writer's own fields come last.
+    message.lines().rev().find_map(|l| {
         let l = l.trim();
         let rest = l.strip_prefix(key)?.strip_prefix(':')?;
         Some(rest.trim())
@@ -118,6 +129,46 @@ impl Observed {
     /// tags that are not Konductor's; they are skipped. Returns `None` if the train tag
     /// itself is missing.
     pub fn from_records(train: TrainId, records: &[TagRecord]) -> Option<Observed> {
+        Self::from_records_checked(train, records, false)
+    }
+
+    /// Like [`Observed::from_records`]; with `require_signed`, tags without a verified
+    /// signature are ignored (and reported), the train tag included.
+    pub fn from_records_checked(
+        train: TrainId,
+        records: &[TagRecord],
+        require_signed: bool,
+    ) -> Option<Observed> {
+        let mut unsigned = Vec::new();
+        let kept: Vec<TagRecord>;
+        let records = if require_signed {
+            kept = records
+                .iter()
+                .filter(|r| {
+                    let ok = r.signer.is_some();
+                    if !ok && matches!(Tag::parse_any(&r.name), Ok(Some(t)) if t.train() == train) {
+                        unsigned.push(format!(
+                            "ignored `{}`: {}",
+                            r.name,
+                            r.signature_error
+                                .as_deref()
+                                .unwrap_or("not signed by an allowed signer")
+                        ));
+                    }
+                    ok
+                })
+                .cloned()
+                .collect();
+            &kept[..]
+        } else {
+            records
+        };
+        let mut obs = Self::from_trusted(train, records)?;
+        obs.warnings.splice(0..0, unsigned);
+        Some(obs)
+    }
+
+    fn from_trusted(train: TrainId, records: &[TagRecord]) -> Option<Observed> {
         let mut parsed: Vec<(Tag, &TagRecord)> = Vec::new();
         let mut malformed = Vec::new();
         let own = format!("{}{train}=", crate::tag::PREFIX);

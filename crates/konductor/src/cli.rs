@@ -59,6 +59,30 @@ pub struct RemoteArgs {
         help_heading = "Remote"
     )]
     pub remote: Option<String>,
+
+    /// Sign every tag written with this SSH private key (git's SSH signature format)
+    #[arg(
+        long,
+        env = "KONDUCTOR_SIGNING_KEY",
+        value_name = "FILE",
+        global = true,
+        help_heading = "Signing"
+    )]
+    pub signing_key: Option<std::path::PathBuf>,
+
+    /// Trust only tags signed by a key of this allowed-signers file
+    ///
+    /// The format of git's `gpg.ssh.allowedSignersFile`. Unsigned tags, and tags signed by
+    /// an unlisted key, are ignored and reported; manual-gate approvers are then checked
+    /// against the verified signer.
+    #[arg(
+        long,
+        env = "KONDUCTOR_ALLOWED_SIGNERS",
+        value_name = "FILE",
+        global = true,
+        help_heading = "Signing"
+    )]
+    pub allowed_signers: Option<std::path::PathBuf>,
 }
 
 impl RemoteArgs {
@@ -69,7 +93,9 @@ impl RemoteArgs {
                 Error::input("no remote: pass `--remote`, set `KONDUCTOR_REMOTE`, or run inside a clone that has an `origin`")
             })?,
         };
-        Ok(Store::open(Remote::parse(&spec)?, CacheLocation::Auto)?)
+        let mut store = Store::open(Remote::parse(&spec)?, CacheLocation::Auto)?;
+        store.set_signing(self.signing_key.clone(), self.allowed_signers.clone())?;
+        Ok(store)
     }
 }
 

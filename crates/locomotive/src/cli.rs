@@ -45,6 +45,28 @@ pub struct RemoteArgs {
         help_heading = "Remote"
     )]
     pub remote: Option<String>,
+
+    /// Sign every tag written with this SSH private key (git's SSH signature format)
+    #[arg(
+        long,
+        env = "KONDUCTOR_SIGNING_KEY",
+        value_name = "FILE",
+        help_heading = "Signing"
+    )]
+    pub signing_key: Option<std::path::PathBuf>,
+
+    /// Trust only tags signed by a key of this allowed-signers file
+    ///
+    /// The format of git's `gpg.ssh.allowedSignersFile`. Unsigned tags, and tags signed by
+    /// an unlisted key, are ignored and reported; manual-gate approvers are then checked
+    /// against the verified signer.
+    #[arg(
+        long,
+        env = "KONDUCTOR_ALLOWED_SIGNERS",
+        value_name = "FILE",
+        help_heading = "Signing"
+    )]
+    pub allowed_signers: Option<std::path::PathBuf>,
 }
 
 impl RemoteArgs {
@@ -59,7 +81,9 @@ impl RemoteArgs {
     }
 
     pub fn open(&self, location: CacheLocation) -> anyhow::Result<Store> {
-        Ok(Store::open(self.remote()?, location)?)
+        let mut store = Store::open(self.remote()?, location)?;
+        store.set_signing(self.signing_key.clone(), self.allowed_signers.clone())?;
+        Ok(store)
     }
 }
 

@@ -17,6 +17,7 @@ fn ev(at: i64) -> Event {
         at,
         message: String::new(),
         tag: String::new(),
+        signer: None,
     }
 }
 

@@ -102,7 +102,13 @@ pub fn cmd_cancel(args: CancelArgs) -> anyhow::Result<i32> {
     let t = super::parse_train(&args.train)?;
     let store = args.remote.open()?;
     let by = Identity::from_env("konductor");
-    let outcome = cancel(&store, t, args.reason.as_deref(), &by)?;
+    let outcome = cancel(
+        &store,
+        t,
+        args.reason.as_deref(),
+        &by,
+        konductor_core::time::now(),
+    )?;
     out!("train {t}: {outcome} by {by}");
     Ok(0)
 }

@@ -1,0 +1,214 @@
+//! Signed state: tags signed with SSH keys in git's own format, verified against an
+//! allowed-signers file; unsigned or unlisted tags never move a train.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::Env;
+use crate::support::servers::Kind;
+
+const SDD: &str = "a: []\ngate: {needs: [a], manual: true, approvers: [te@example.com]}\nb: [gate]\ndone: {needs: [b], virtual: true}\n";
+
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let mut parts = public.split_whitespace();
+    (
+        key,
+        format!("{} {}", parts.next().unwrap(), parts.next().unwrap()),
+    )
+}
+
+#[test]
+fn only_tags_signed_by_allowed_signers_move_a_train() {
+    let env = Env::new(Kind::Daemon, SDD);
+    let keys = env.root.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (bot, bot_pub) = keygen(&keys, "bot");
+    let (ci, ci_pub) = keygen(&keys, "ci");
+    let (_te, te_pub) = keygen(&keys, "te");
+    let (mallory, _) = keygen(&keys, "mallory");
+    let allowed = keys.join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        format!(
+            "konductor@example.com {bot_pub}\nci@example.com {ci_pub}\nte@example.com {te_pub}\n"
+        ),
+    )
+    .unwrap();
+    let run = |bin: &str, key: &Path, args: &[&str]| {
+        env.run_cmd(
+            env.cmd(bin)
+                .env("KONDUCTOR_SIGNING_KEY", key)
+                .env("KONDUCTOR_ALLOWED_SIGNERS", &allowed)
+                .args(args),
+        )
+    };
+    let t = run("konductor", &bot, &["start", "--sha", &env.sha])
+        .ok()
+        .trim()
+        .to_string();
+    assert!(run("konductor", &bot, &["tick", "--train", &t])
+        .ok()
+        .contains("trigger release=1.0=a.1"));
+    // Real git verifies what konductor signed.
+    let v = env.server.git(&[
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &format!("gpg.ssh.allowedSignersFile={}", allowed.display()),
+        "tag",
+        "-v",
+        "release=1.0=a.1",
+    ]);
+    assert!(v.contains("release=1.0=a.1"), "{v}");
+
+    // Mallory's success (signed by an unlisted key), and an unsigned one, are ignored.
+    let report = |key: &Path, state: &str| {
+        run(
+            "locomotive",
+            key,
+            &[
+                "set-step-state",
+                "--state-name",
+                state,
+                "--triggering-tag",
+                "release=1.0=a.1",
+            ],
+        )
+    };
+    report(&mallory, "started").ok();
+    let s: serde_json::Value =
+        serde_json::from_str(&run("konductor", &bot, &["status", "--train", &t, "--json"]).ok())
+            .unwrap();
+    let a = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "a")
+        .unwrap()
+        .clone();
+    assert_eq!(a["state"], "triggered", "{s}");
+    assert!(
+        s["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("ignored `release=1.0=a.1=started`")),
+        "{s}"
+    );
+    let unsigned = env.run_cmd(env.cmd("locomotive").args([
+        "set-step-state",
+        "--state-name",
+        "success",
+        "--triggering-tag",
+        "release=1.0=a.1",
+    ]));
+    assert_eq!(
+        unsigned.code, 0,
+        "an unsigned report is written ... {unsigned:?}"
+    );
+    assert!(
+        run("konductor", &bot, &["tick", "--train", &t])
+            .ok()
+            .contains("running (nothing to do)"),
+        "... but moves nothing"
+    );
+
+    // The CI's signed report counts... except the name `a.1=success` is taken by the
+    // unsigned tag: locomotive with verification on refuses to call that recorded.
+    let out = report(&ci, "success");
+    assert_ne!(out.code, 0, "{out:?}");
+    // Retry as a new attempt, reported by the CI with its key.
+    let later = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600)
+        .to_string();
+    let out = env
+        .run_cmd(
+            env.cmd("konductor")
+                .env("KONDUCTOR_SIGNING_KEY", &bot)
+                .env("KONDUCTOR_ALLOWED_SIGNERS", &allowed)
+                .env("KONDUCTOR_NOW", &later)
+                .args(["tick", "--train", &t]),
+        )
+        .ok();
+    assert!(out.contains("trigger release=1.0=a.2"), "{out}");
+    run(
+        "locomotive",
+        &ci,
+        &[
+            "set-step-state",
+            "--state-name",
+            "success",
+            "--triggering-tag",
+            "release=1.0=a.2",
+        ],
+    )
+    .ok();
+    run("konductor", &bot, &["tick", "--train", &t]).ok();
+    let state = |s: &str| {
+        let v: serde_json::Value = serde_json::from_str(
+            &run("konductor", &bot, &["status", "--train", &t, "--json"]).ok(),
+        )
+        .unwrap();
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == s)
+            .unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(state("a"), "success");
+    assert_eq!(state("gate"), "blocked");
+
+    // The gate: an unblock claiming to be te@example.com but signed by the bot's key is
+    // ignored: approvers are checked against the verified signer.
+    run(
+        "konductor",
+        &bot,
+        &[
+            "unblock",
+            "--train",
+            &t,
+            "--step",
+            "gate",
+            "--by",
+            "te@example.com",
+        ],
+    )
+    .ok();
+    assert_eq!(state("gate"), "blocked");
+    let v: serde_json::Value =
+        serde_json::from_str(&run("konductor", &bot, &["status", "--train", &t, "--json"]).ok())
+            .unwrap();
+    assert!(
+        v["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("ignored unblock of `gate` by konductor@example.com")),
+        "{v}"
+    );
+    // Without verification, the same tag would count: verification is what protects the gate.
+    let plain: serde_json::Value =
+        serde_json::from_str(&env.k(&["status", "--train", &t, "--json"]).ok()).unwrap();
+    assert_eq!(
+        plain["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "gate")
+            .unwrap()["state"],
+        "success"
+    );
+}
