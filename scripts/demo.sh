@@ -4,9 +4,11 @@
 # - a bare repository plays the git host ("origin");
 # - its post-receive hook plays the CI: on every new trigger tag it starts a job that
 #   reports `started`, works for a moment, and reports `success` through locomotive;
-# - konductor ticks until the train is through staging, stops at the manual gate
-#   (flavors.yaml changed), gets unblocked, and finishes production;
-# - a second train without a flavors.yaml change skips the gate.
+# - train 1 is the first release: no earlier train reached production, so the manual gate
+#   applies by default; a train engineer unblocks it and it reaches production;
+# - train 2 changes flavors.yaml: konductor ticks it through staging, it stops at the gate
+#   (status shows `blocked` and why), gets unblocked, and finishes production;
+# - train 3 changes only app code: the gate is skipped, with the reason.
 #
 # DEMO_TICK=1 makes jobs advance the train themselves (`locomotive --tick`), so no step
 # waits for the next tick; DEMO_DIR keeps the setup somewhere you choose.
@@ -44,7 +46,7 @@ sha="\$(git --git-dir="$demo/origin.git" rev-parse "refs/tags/\$tag^{commit}")"
 url="https://ci.demo.invalid/jobs/\${tag#release=}"
 export KONDUCTOR_IDENTITY="Demo CI <ci@demo.invalid>"
 "$L" set-step-state --state-name started --triggering-tag "\$tag" --info-string "job_url:\$url" --sha "\$sha"
-sleep 0.3
+sleep 0.2
 tick=()
 if [[ "\${DEMO_TICK:-0}" == 1 ]]; then tick=(--tick); fi
 "$L" set-step-state --state-name success --triggering-tag "\$tag" --info-string "job_url:\$url" --sha "\$sha" "\${tick[@]}"
@@ -86,35 +88,48 @@ run_train() {
     state="$(state_of "$train")"
     if [[ "$state" != "$last" ]]; then echo "  train $train is $state"; last="$state"; fi
     case "$state" in succeeded|blocked|failed|cancelled) return 0 ;; esac
-    sleep "${DEMO_TICK_INTERVAL:-0.5}"
+    sleep "${DEMO_TICK_INTERVAL:-0.3}"
   done
 }
 
 start=$(date +%s.%N)
-say "konductor start: open train on $(git -C "$demo/work" rev-parse --short HEAD)"
-t1="$("$K" start --sha "$(git -C "$demo/work" rev-parse HEAD)")"
-echo "  opened train $t1"
-
-say "konductor tick until the train stops (staging, then the manual gate)"
-run_train "$t1"
-"$K" status --train "$t1"
-
 gate=require-manual-unblock-before-prod-deploy
-if [[ "$(state_of "$t1")" == blocked ]]; then
-  say "the gate is blocked because flavors.yaml changed: a train engineer unblocks it"
-  "$K" unblock --train "$t1" --step "$gate" --reason "flavor change reviewed" --by "Train Engineer <te@demo.invalid>"
-  run_train "$t1"
-fi
+commit() { git -C "$demo/work" -c user.name=Dev -c user.email=dev@demo.invalid commit --quiet -am "$1"; git -C "$demo/work" push --quiet "$demo/origin.git" HEAD:refs/heads/main; }
+open_train() {
+  local t
+  t="$("$K" start --sha "$(git -C "$demo/work" rev-parse HEAD)")"
+  echo "  konductor start: opened train $t on $(git -C "$demo/work" rev-parse --short HEAD)" >&2
+  echo "$t"
+}
+unblock_if_blocked() {
+  if [[ "$(state_of "$1")" == blocked ]]; then
+    echo "  the gate is blocked: $("$K" status --train "$1" --json | sed -n 's/^      "reason": "\(waiting for manual unblock.*\)",$/\1/p')"
+    "$K" unblock --train "$1" --step "$gate" --reason "$2" --by "Train Engineer <te@demo.invalid>" | sed 's/^/  /'
+    run_train "$1"
+  fi
+}
+
+say "train 1: the first release (no earlier train reached production: the gate applies)"
+t1="$(open_train)"
+run_train "$t1"
+unblock_if_blocked "$t1" "first release reviewed"
 "$K" status --train "$t1"
 
-say "a second train, with no flavors.yaml change: the gate is skipped"
-printf 'print("hello, world")\n' > "$demo/work/app.py"
-git -C "$demo/work" -c user.name=Dev -c user.email=dev@demo.invalid commit --quiet -am "second release"
-git -C "$demo/work" push --quiet "$demo/origin.git" HEAD:refs/heads/main
-t2="$("$K" start --sha "$(git -C "$demo/work" rev-parse HEAD)")"
-echo "  opened train $t2"
+say "train 2: flavors.yaml changes, so the train stops at the manual gate"
+printf 'serving:\n  replicas: 5\n' > "$demo/work/flavors.yaml"
+commit "scale serving to 5 replicas"
+t2="$(open_train)"
 run_train "$t2"
 "$K" status --train "$t2"
+unblock_if_blocked "$t2" "flavor change reviewed"
+"$K" status --train "$t2"
+
+say "train 3: only app code changes, so the gate is skipped"
+printf 'print("hello, world")\n' > "$demo/work/app.py"
+commit "second release"
+t3="$(open_train)"
+run_train "$t3"
+"$K" status --train "$t3"
 end=$(date +%s.%N)
 
 say "all trains"
@@ -125,7 +140,9 @@ if "$K" board --help >/dev/null 2>&1; then
   say "the board"
   "$K" board --out "$demo/board"
 fi
-s1="$(state_of "$t1")"; s2="$(state_of "$t2")"
-printf '\ntrain %s: %s, train %s: %s; both trains took %.1f s (DEMO_TICK=%s)\n' "$t1" "$s1" "$t2" "$s2" "$(echo "$end - $start" | bc)" "${DEMO_TICK:-0}"
+s1="$(state_of "$t1")"; s2="$(state_of "$t2")"; s3="$(state_of "$t3")"
+g3="$("$K" status --train "$t3" --json | grep -c '"state": "skipped"' || true)"
+printf '\ntrain %s: %s, train %s: %s, train %s: %s (gate skipped: %s); the trains took %.1f s (DEMO_TICK=%s)\n' \
+  "$t1" "$s1" "$t2" "$s2" "$t3" "$s3" "$([[ $g3 -ge 1 ]] && echo yes || echo no)" "$(echo "$end - $start" | bc)" "${DEMO_TICK:-0}"
 echo "demo files: $demo"
-[[ "$s1" == succeeded && "$s2" == succeeded ]]
+[[ "$s1" == succeeded && "$s2" == succeeded && "$s3" == succeeded && "$g3" -ge 1 ]]

@@ -478,7 +478,7 @@ pub struct SetStateResult {
 }
 
 /// Record a job's state as an annotated tag on the train's commit. Needs no checkout: it
-/// fetches the trigger tag and the commit (no tree) into the store's cache.
+/// fetches the trigger tag and the commit (trees, no file contents) into the store's cache.
 pub fn set_step_state(
     store: &Store,
     opts: &SetStateOptions,

@@ -348,7 +348,12 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
                     view.reason = a.1;
                 } else {
                     view.state = StepState::Blocked;
-                    view.reason = Some("waiting for manual unblock".into());
+                    view.reason = Some(match ctx.conditions.get(name) {
+                        Some((true, why)) if !why.is_empty() => {
+                            format!("waiting for manual unblock ({why})")
+                        }
+                        _ => "waiting for manual unblock".into(),
+                    });
                 }
             }
             StepKind::Job => {

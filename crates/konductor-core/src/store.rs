@@ -7,11 +7,14 @@
 //! What runs where (measured; see `docs/architecture.md`):
 //! - **git2 (libgit2)**: every object and ref in the cache, tag creation, every push (with
 //!   per-ref rejection reports), the advertisement check before a push, the deploy commits.
-//! - **git CLI**, for the two things libgit2 cannot do:
+//! - **git CLI**, for what libgit2 cannot do:
 //!   - *prefix reads*: `git fetch` with protocol v2 sends `ref-prefix` lines, so a tick
 //!     lists only the trains it follows instead of every tag on the remote;
-//!   - *partial fetch of one commit* (`--filter=tree:0`), so `locomotive` reports `started`
-//!     without downloading the tree.
+//!   - *partial fetch of one commit* (`--filter=blob:none --depth=1`): no file contents, so
+//!     `locomotive` reports `started` without downloading the checkout. Trees stay, because
+//!     libgit2's push walks the trees of the commits the remote already has;
+//!   - *pushes to a repository on this machine*: libgit2's local transport writes refs
+//!     directly and skips `receive-pack` and its hooks.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -459,7 +462,7 @@ impl Store {
     }
 
     /// Fetch the remote tags matching `patterns` (each a ref glob under `refs/tags/`, like
-    /// `release=42.*`) into the cache, with their commits (no trees), and drop cached tags
+    /// `release=42.*`) into the cache, with their commits (no file contents), and drop cached tags
     /// under those patterns that the remote no longer has.
     pub fn refresh(&self, patterns: &[String]) -> Result<()> {
         if patterns.is_empty() {
@@ -483,7 +486,7 @@ impl Store {
     }
 
     /// Make sure `commit` (a full or abbreviated id) is in the cache, fetching just that
-    /// commit (no tree) if needed. Returns the full id.
+    /// commit (no file contents) if needed. Returns the full id.
     pub fn ensure_commit(&self, commit: &str) -> Result<String> {
         if let Some(c) = self.find_commit(commit) {
             return Ok(c);

@@ -109,7 +109,14 @@ pub fn train_table(r: &TrainReport, now: i64, color: bool) -> String {
         let detail = [
             s.job_url.clone(),
             s.reason.clone(),
-            s.unblocked_by.as_ref().map(|b| format!("by {b}")),
+            s.unblocked_by
+                .as_ref()
+                .filter(|_| {
+                    !s.reason
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with("unblocked by"))
+                })
+                .map(|b| format!("by {b}")),
         ]
         .into_iter()
         .flatten()

@@ -53,6 +53,9 @@ pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
             "{}",
             serde_json::to_string(&serde_json::json!({ "trains": ticks }))?
         );
+        if ticks.iter().any(|t| t.error.is_some()) {
+            code = konductor_core::exit_codes::BAD_INPUT;
+        }
     } else {
         if ticks.is_empty() {
             out!("no trains on `{}`", store.remote().url);

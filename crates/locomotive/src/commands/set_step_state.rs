@@ -8,7 +8,7 @@ use konductor_core::tag::JobState;
 /// Record a job's state (`started`, `success`, `failure`) as a state tag
 ///
 /// Pushes `<triggering-tag>=<state>` as an annotated tag on the train's commit. Works with
-/// no checkout: it fetches the trigger tag and its commit (no tree) into a temporary
+/// no checkout: it fetches the trigger tag and its commit (trees, no file contents) into a temporary
 /// repository. Repeating a call is a no-op; contradicting a recorded outcome is refused.
 #[derive(Debug, Args)]
 pub struct SetStepStateArgs {
