@@ -306,3 +306,28 @@ fn unreachable_remote_is_named_with_its_own_exit_code() {
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("git://127.0.0.1:1/none.git"), "{out:?}");
 }
+
+/// Regression: pushing from the shallow, partial cache failed over the network (libgit2's
+/// push walks the parents of the commits the remote has) as soon as the train's commit
+/// had a parent. The fixtures' first commits are root commits, which hid it.
+#[test]
+fn regression_pushes_work_from_a_shallow_cache_when_the_train_commit_has_history() {
+    for kind in [Kind::Daemon, Kind::Http] {
+        let env = Env::new(kind, SMALL_SDD);
+        let sha2 = crate::support::servers::commit_files(&env.server, &[("app.py", "2\n")], "second");
+        let sha3 = crate::support::servers::commit_files(&env.server, &[("app.py", "3\n")], "third");
+        assert_ne!(sha2, sha3);
+        let t = env.k(&["start", "--sha", &sha3]).ok().trim().to_string();
+        assert!(env.tick(&t).contains("trigger release=1.0=a.1"));
+        env.report("release=1.0=a.1", "started").ok();
+        env.report("release=1.0=a.1", "success").ok();
+        env.report("release=1.0=b.1", "success").ok();
+        assert!(env.tick(&t).contains("trigger release=1.0=c.1"));
+        let dir = env.root.path().join("m");
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..3 {
+            std::fs::write(dir.join("x.yaml"), format!("{i}\n")).unwrap();
+            env.l(&["publish-manifests", "--dir", dir.to_str().unwrap(), "--tag", "staging-k8s", "--triggering-tag", "release=1.0=a.1"]).ok();
+        }
+    }
+}

@@ -24,8 +24,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use git2::{
-    Cred, CredentialType, Direction, ErrorClass, ErrorCode, ObjectType, Oid, PushOptions,
-    RemoteCallbacks, Repository, Signature,
+    Cred, CredentialType, Direction, ErrorClass, ErrorCode, ObjectType, Oid, RemoteCallbacks,
+    Repository, Signature,
 };
 
 use crate::error::{Error, Result};
@@ -220,12 +220,6 @@ fn base64(input: &[u8]) -> String {
         }
     }
     out
-}
-
-/// Why a push did not happen: our own check said no, or the remote rejected it.
-enum PushRefusal<T> {
-    Mine(T),
-    Remote(String),
 }
 
 /// What a create-only push found.
@@ -700,136 +694,45 @@ impl Store {
     }
 
     /// Push one tag object as `refs/tags/<name>`, create-only. If the remote already has the
-    /// tag (advertised, or created by someone else while we pushed), report who won.
+    /// tag (someone else created it first), report who won.
+    ///
+    /// Pushes go through the git CLI: libgit2's push walks the ancestors and trees of every
+    /// commit the remote advertises that is in the local object database, and this cache
+    /// is shallow and partial (see `docs/architecture.md`). The CLI also runs a local
+    /// repository's `receive-pack` and hooks, as a server would.
     pub fn push_tag_create(&self, name: &str, tag_oid: &str) -> Result<PushOutcome> {
         let refname = format!("refs/tags/{name}");
-        if self.remote.is_local() {
-            return match self.push_cli(&format!("{tag_oid}:{refname}"), None)? {
-                None => {
-                    self.note_pushed(&refname, tag_oid);
-                    Ok(PushOutcome::Created)
-                }
-                Some(why) => match self.ls_remote()?.into_iter().find(|r| r.name == refname) {
-                    Some(r) => Ok(PushOutcome::AlreadyExists(r.oid)),
-                    None => Err(Error::Remote(format!(
-                        "`{}` rejected tag `{name}`: {why}",
-                        self.remote.url
-                    ))),
-                },
-            };
-        }
-        match self.push_git2(&refname, tag_oid, |current| match current {
-            // libgit2 would refuse client-side with a poor message: check ourselves.
-            Some(oid) => Err(PushOutcome::AlreadyExists(oid.to_string())),
-            None => Ok(()),
-        })? {
-            Ok(()) => Ok(PushOutcome::Created),
-            Err(PushRefusal::Mine(outcome)) => Ok(outcome),
-            Err(PushRefusal::Remote(why)) => {
-                // Most likely a concurrent creation: look again.
-                match self.ls_remote()?.into_iter().find(|r| r.name == refname) {
-                    Some(r) => Ok(PushOutcome::AlreadyExists(r.oid)),
-                    None => Err(Error::Remote(format!(
-                        "`{}` rejected tag `{name}`: {why}",
-                        self.remote.url
-                    ))),
-                }
+        match self.push_cli(&format!("{tag_oid}:{refname}"), None)? {
+            None => {
+                self.note_pushed(&refname, tag_oid);
+                Ok(PushOutcome::Created)
             }
+            // Most likely a concurrent creation: look again.
+            Some(why) => match self.ls_remote()?.into_iter().find(|r| r.name == refname) {
+                Some(r) => Ok(PushOutcome::AlreadyExists(r.oid)),
+                None => Err(Error::Remote(format!(
+                    "`{}` rejected tag `{name}`: {why}",
+                    self.remote.url
+                ))),
+            },
         }
     }
 
     /// Move (or create) the lightweight ref `refname` from `expected_old` (None: must not
-    /// exist) to `new`. The push is rejected if the ref moved meanwhile.
+    /// exist) to `new`, with `--force-with-lease`: the push is rejected if the ref moved
+    /// meanwhile, and nothing is overwritten.
     pub fn push_ref_cas(&self, refname: &str, new: &str, expected_old: Option<&str>) -> Result<()> {
-        let moved = |why: &str| {
-            Error::Conflict(format!(
+        let lease = format!("{refname}:{}", expected_old.unwrap_or(""));
+        match self.push_cli(&format!("+{new}:{refname}"), Some(&lease))? {
+            None => {
+                self.note_pushed(refname, new);
+                Ok(())
+            }
+            Some(why) => Err(Error::Conflict(format!(
                 "`{refname}` moved on `{}` meanwhile ({why}); nothing was overwritten, run again to publish on top of it",
                 self.remote.url
-            ))
-        };
-        if self.remote.is_local() {
-            let lease = format!("{refname}:{}", expected_old.unwrap_or(""));
-            return match self.push_cli(&format!("+{new}:{refname}"), Some(&lease))? {
-                None => {
-                    self.note_pushed(refname, new);
-                    Ok(())
-                }
-                Some(why) => Err(moved(&why)),
-            };
+            ))),
         }
-        match self.push_git2(refname, new, |current| {
-            if current.map(|o| o.to_string()).as_deref() == expected_old {
-                Ok(())
-            } else {
-                Err(current.map_or("now absent".to_string(), |o| {
-                    format!("now {}", crate::train::short(&o.to_string()))
-                }))
-            }
-        })? {
-            Ok(()) => Ok(()),
-            Err(PushRefusal::Mine(why)) | Err(PushRefusal::Remote(why)) => Err(moved(&why)),
-        }
-    }
-
-    /// Push `oid` to `refname` over one connection: connect, let `check` look at the
-    /// advertised value, push, and collect the remote's verdict.
-    fn push_git2<T>(
-        &self,
-        refname: &str,
-        oid: &str,
-        check: impl FnOnce(Option<Oid>) -> std::result::Result<(), T>,
-    ) -> Result<std::result::Result<(), PushRefusal<T>>> {
-        let mut remote = self
-            .repo
-            .remote_anonymous(&self.remote.url)
-            .map_err(|e| git_err(&self.remote, "invalid remote", e))?;
-        let connect_auth = AuthState::default();
-        let mut conn = remote
-            .connect_auth(
-                Direction::Push,
-                Some(callbacks(&self.remote, &connect_auth)),
-                Some(proxy()),
-            )
-            .map_err(|e| self.net_err("cannot connect to", e, &connect_auth))?;
-        let current = conn
-            .list()
-            .map_err(|e| self.net_err("cannot list refs of", e, &connect_auth))?
-            .iter()
-            .find(|h| h.name() == refname)
-            .map(|h| h.oid());
-        if let Err(t) = check(current) {
-            return Ok(Err(PushRefusal::Mine(t)));
-        }
-        // Fresh credential budget for the push itself (HTTP asks again per request).
-        let push_auth = AuthState::default();
-        let rejected: Arc<Mutex<Option<String>>> = Arc::default();
-        let r2 = rejected.clone();
-        let mut cbs = callbacks(&self.remote, &push_auth);
-        cbs.push_update_reference(move |_r, status| {
-            if let Some(s) = status {
-                *r2.lock().expect("lock") = Some(s.to_string());
-            }
-            Ok(())
-        });
-        let mut opts = PushOptions::new();
-        opts.remote_callbacks(cbs);
-        opts.proxy_options(proxy());
-        let force = if current.is_some() { "+" } else { "" };
-        if let Err(e) = conn
-            .remote()
-            .push(&[format!("{force}{oid}:{refname}")], Some(&mut opts))
-        {
-            let msg = e.message().to_string();
-            if msg.contains("not present locally") || msg.contains("non-fastforward") {
-                return Ok(Err(PushRefusal::Remote(msg)));
-            }
-            return Err(self.net_err("cannot push to", e, &push_auth));
-        }
-        if let Some(why) = rejected.lock().expect("lock").take() {
-            return Ok(Err(PushRefusal::Remote(why)));
-        }
-        self.note_pushed(refname, oid);
-        Ok(Ok(()))
     }
 
     /// Delete refs on the remote (one push). Refs that are already gone are fine.
@@ -837,55 +740,28 @@ impl Store {
         if refnames.is_empty() {
             return Ok(());
         }
-        if self.remote.is_local() {
-            let mut args: Vec<String> = vec![
-                "push".into(),
-                "--porcelain".into(),
-                "--no-verify".into(),
-                "origin".into(),
-            ];
-            args.extend(refnames.iter().map(|r| format!(":{r}")));
-            let out = self.git_cli_full(&args)?;
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let failed: Vec<&str> = stdout
-                .lines()
-                .filter(|l| l.starts_with('!') && !l.contains("remote ref does not exist"))
-                .collect();
-            if !out.status.success() && !failed.is_empty() {
+        let mut args: Vec<String> = vec![
+            "push".into(),
+            "--porcelain".into(),
+            "--no-verify".into(),
+            "origin".into(),
+        ];
+        args.extend(refnames.iter().map(|r| format!(":{r}")));
+        let out = self.git_cli_full(&args)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let failed: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.starts_with('!') && !l.contains("remote ref does not exist"))
+            .collect();
+        if !out.status.success() {
+            if failed.is_empty() && !stdout.lines().any(|l| l.starts_with('!')) {
+                return Err(self.classify(&String::from_utf8_lossy(&out.stderr), "cannot push to"));
+            }
+            if !failed.is_empty() {
                 return Err(Error::Remote(format!(
                     "`{}` refused to delete: {}",
                     self.remote.url,
                     failed.join("; ")
-                )));
-            }
-        } else {
-            let mut remote = self
-                .repo
-                .remote_anonymous(&self.remote.url)
-                .map_err(|e| git_err(&self.remote, "invalid remote", e))?;
-            let auth = AuthState::default();
-            let rejected: Arc<Mutex<Vec<String>>> = Arc::default();
-            let r2 = rejected.clone();
-            let mut cbs = callbacks(&self.remote, &auth);
-            cbs.push_update_reference(move |r, status| {
-                if let Some(s) = status {
-                    r2.lock().expect("lock").push(format!("{r}: {s}"));
-                }
-                Ok(())
-            });
-            let mut opts = PushOptions::new();
-            opts.remote_callbacks(cbs);
-            opts.proxy_options(proxy());
-            let specs: Vec<String> = refnames.iter().map(|r| format!(":{r}")).collect();
-            remote
-                .push(&specs, Some(&mut opts))
-                .map_err(|e| self.net_err("cannot push to", e, &auth))?;
-            let rej = rejected.lock().expect("lock").clone();
-            if !rej.is_empty() {
-                return Err(Error::Remote(format!(
-                    "`{}` refused to delete: {}",
-                    self.remote.url,
-                    rej.join("; ")
                 )));
             }
         }
@@ -1271,10 +1147,15 @@ impl Store {
         args.push("origin".into());
         args.push(refspec.into());
         let out = self.git_cli_full(&args)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
         if out.status.success() {
+            // `=`: the remote already had exactly this (a racing writer made the same
+            // object): not ours to claim.
+            if stdout.lines().any(|l| l.starts_with("=\t")) {
+                return Ok(Some("up to date: already there".into()));
+            }
             return Ok(None);
         }
-        let stdout = String::from_utf8_lossy(&out.stdout);
         match stdout.lines().find(|l| l.starts_with('!')) {
             Some(l) => Ok(Some(l.split('\t').nth(2).unwrap_or(l).trim().to_string())),
             None => Err(self.classify(&String::from_utf8_lossy(&out.stderr), "cannot push to")),
