@@ -57,35 +57,15 @@ impl Rng {
 #[ignore = "load test: run with `make soak`"]
 fn soak() {
     let trains = env_num("SOAK_TRAINS", 200) as usize;
+    let batch = env_num("SOAK_BATCH", 10) as usize;
     let bound = Duration::from_secs(env_num("SOAK_SECONDS", 1200));
     let seed = env_num("SOAK_SEED", 0x5eed_c0de);
     let env = Env::new(Kind::Http, SOAK_SDD);
     let t0 = Instant::now();
     println!(
-        "soak: {trains} trains on {} (seed {seed:#x}, bound {}s)",
+        "soak: {trains} trains in batches of {batch} on {} (seed {seed:#x}, bound {}s)",
         env.server.url,
         bound.as_secs()
-    );
-    // Open the trains (4 at a time, racing on numbers).
-    thread::scope(|s| {
-        for w in 0..4 {
-            let env = &env;
-            s.spawn(move || {
-                let cache = env.root.path().join(format!("start-{w}"));
-                for _ in (w..trains).step_by(4) {
-                    env.run_cmd(
-                        env.cmd("konductor")
-                            .env("KONDUCTOR_CACHE_DIR", &cache)
-                            .args(["start", "--sha", &env.sha]),
-                    )
-                    .ok();
-                }
-            });
-        }
-    });
-    println!(
-        "soak: opened {trains} trains in {:.1}s",
-        t0.elapsed().as_secs_f64()
     );
     let stop = AtomicBool::new(false);
     // What the CI decided for each trigger: Some(true) success, Some(false) failure, None dropped.
@@ -94,16 +74,18 @@ fn soak() {
     let ticks = Mutex::new(0u64);
     let queue: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let seen: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let horizon = (2 * batch + 5).to_string();
     thread::scope(|s| {
         for i in 0..4 {
-            let (env, stop, tick_errors, ticks) = (&env, &stop, &tick_errors, &ticks);
+            let (env, stop, tick_errors, ticks, horizon) =
+                (&env, &stop, &tick_errors, &ticks, &horizon);
             s.spawn(move || {
                 let cache = env.root.path().join(format!("tick-{i}"));
                 while !stop.load(Ordering::Relaxed) {
                     let out = env.run_cmd(
                         env.cmd("konductor")
                             .env("KONDUCTOR_CACHE_DIR", &cache)
-                            .args(["tick", "--horizon", &(trains + 5).to_string()]),
+                            .args(["tick", "--horizon", horizon]),
                     );
                     *ticks.lock().unwrap() += 1;
                     if out.code != 0 {
@@ -136,8 +118,34 @@ fn soak() {
                 }
             });
         }
-        // Dispatcher + completion check.
+        // Dispatcher and completion check. Trains are opened in batches, as over a working
+        // day: the next batch (4 racing starts) once the previous one has settled.
+        let mut opened = 0;
         loop {
+            if opened < trains && all_final(&env, opened) {
+                let n = batch.min(trains - opened);
+                thread::scope(|s2| {
+                    for w in 0..4 {
+                        let env = &env;
+                        s2.spawn(move || {
+                            let cache = env.root.path().join(format!("start-{w}"));
+                            for _ in (w..n).step_by(4) {
+                                env.run_cmd(
+                                    env.cmd("konductor")
+                                        .env("KONDUCTOR_CACHE_DIR", &cache)
+                                        .args(["start", "--sha", &env.sha]),
+                                )
+                                .ok();
+                            }
+                        });
+                    }
+                });
+                opened += n;
+                println!(
+                    "soak: {opened} trains opened after {:.0}s",
+                    t0.elapsed().as_secs_f64()
+                );
+            }
             let all = env.server.tags();
             let mut q = Vec::new();
             {
@@ -154,14 +162,14 @@ fn soak() {
                 let s = seen.lock().unwrap();
                 s.len() == d.len() && queue.lock().unwrap().is_empty()
             };
-            if settled && all_final(&env, trains) {
+            if settled && opened == trains && all_final(&env, trains) {
                 break;
             }
             if t0.elapsed() > bound {
                 println!("soak: stopping early at the {}s bound", bound.as_secs());
                 break;
             }
-            thread::sleep(Duration::from_secs(2));
+            thread::sleep(Duration::from_secs(1));
         }
         stop.store(true, Ordering::Relaxed);
     });
@@ -245,6 +253,9 @@ fn soak() {
 
 /// Every train has settled: succeeded or failed.
 fn all_final(env: &Env, trains: usize) -> bool {
+    if trains == 0 {
+        return true;
+    }
     let out = env.k(&["status", "--json", "--horizon", &(trains + 5).to_string()]);
     if out.code != 0 {
         return false;
