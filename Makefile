@@ -35,18 +35,22 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Benchmarks (figures, not pass/fail): see benches/README.md.
+## Benchmarks (figures, not pass/fail): see benches/README.md. SCALE_SIZES="1000 100000"
+## skips the 1,000,000-tag run of benches/scale.sh.
 bench:
 	$(CARGO) build --release --workspace --bins
 	bash benches/run.sh
+	bash benches/scale.sh
 
-## Load test: 4 concurrent tick loops and a random fake CI over SOAK_TRAINS (200) trains
-## on git over HTTP; stops early after SOAK_SECONDS (1200). Prints the counts.
+## Load test: 4 concurrent tick loops and a random fake CI over SOAK_TRAINS (200) trains,
+## opened SOAK_BATCH (10) at a time, on git over HTTP; stops early after SOAK_SECONDS.
+## Prints the counts.
 SOAK_TRAINS ?= 200
-SOAK_SECONDS ?= 1200
+SOAK_BATCH ?= 10
+SOAK_SECONDS ?= 2700
 soak:
 	$(CARGO) build --release --workspace --bins
-	SOAK_TRAINS=$(SOAK_TRAINS) SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release -p konductor-tests --test e2e soak -- --ignored --nocapture
+	SOAK_TRAINS=$(SOAK_TRAINS) SOAK_BATCH=$(SOAK_BATCH) SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release -p konductor-tests --test e2e soak -- --ignored --nocapture
 
 ## Fuzz the tag, SDD and signature parsers (nightly + cargo-fuzz); see docs/fuzzing.md.
 fuzz:
