@@ -314,8 +314,10 @@ fn unreachable_remote_is_named_with_its_own_exit_code() {
 fn regression_pushes_work_from_a_shallow_cache_when_the_train_commit_has_history() {
     for kind in [Kind::Daemon, Kind::Http] {
         let env = Env::new(kind, SMALL_SDD);
-        let sha2 = crate::support::servers::commit_files(&env.server, &[("app.py", "2\n")], "second");
-        let sha3 = crate::support::servers::commit_files(&env.server, &[("app.py", "3\n")], "third");
+        let sha2 =
+            crate::support::servers::commit_files(&env.server, &[("app.py", "2\n")], "second");
+        let sha3 =
+            crate::support::servers::commit_files(&env.server, &[("app.py", "3\n")], "third");
         assert_ne!(sha2, sha3);
         let t = env.k(&["start", "--sha", &sha3]).ok().trim().to_string();
         assert!(env.tick(&t).contains("trigger release=1.0=a.1"));
@@ -327,7 +329,16 @@ fn regression_pushes_work_from_a_shallow_cache_when_the_train_commit_has_history
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..3 {
             std::fs::write(dir.join("x.yaml"), format!("{i}\n")).unwrap();
-            env.l(&["publish-manifests", "--dir", dir.to_str().unwrap(), "--tag", "staging-k8s", "--triggering-tag", "release=1.0=a.1"]).ok();
+            env.l(&[
+                "publish-manifests",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--tag",
+                "staging-k8s",
+                "--triggering-tag",
+                "release=1.0=a.1",
+            ])
+            .ok();
         }
     }
 }
