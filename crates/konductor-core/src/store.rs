@@ -357,8 +357,13 @@ impl Store {
         let repo_dir = dir.join("repo.git");
         let repo = match Repository::open_bare(&repo_dir) {
             Ok(r) => r,
-            Err(_) => Repository::init_bare(&repo_dir)
-                .map_err(|e| git_err(&remote, "cannot create the cache repository", e))?,
+            Err(_) => Repository::init_opts(
+                &repo_dir,
+                git2::RepositoryInitOptions::new()
+                    .bare(true)
+                    .external_template(false),
+            )
+            .map_err(|e| git_err(&remote, "cannot create the cache repository", e))?,
         };
         if let Some(alt) = alternates {
             let f = repo_dir.join("objects/info/alternates");
@@ -377,7 +382,7 @@ impl Store {
             }
             // Objects missing after a partial fetch are fetched lazily by the git CLI.
             let _ = cfg.set_bool("remote.origin.promisor", true);
-            let _ = cfg.set_str("remote.origin.partialclonefilter", "blob:none");
+            let _ = cfg.set_str("remote.origin.partialclonefilter", filter(temporary));
             let _ = cfg.set_str("extensions.partialclone", "origin");
             let _ = cfg.set_i32("core.repositoryformatversion", 1);
             let _ = cfg.set_i32("gc.auto", 0);
@@ -468,7 +473,7 @@ impl Store {
             "--no-write-fetch-head".into(),
             "--prune".into(),
             "--depth=1".into(),
-            "--filter=blob:none".into(),
+            format!("--filter={}", filter(self.temporary)),
             "--quiet".into(),
             "origin".into(),
         ];
@@ -1274,6 +1279,13 @@ fn init_libgit2() {
             let _ = git2::opts::set_extensions(&["partialclone", "noop"]);
         }
     });
+}
+
+/// The partial-fetch filter: the commit and its trees, no file contents. (`tree:0` would
+/// leave the trees out, but `git push` then fetches the train commit's tree lazily to
+/// build its pack: one more round trip than it saves.)
+fn filter(_temporary: bool) -> &'static str {
+    "blob:none"
 }
 
 fn git_program() -> String {
