@@ -278,3 +278,25 @@ fn a_failing_https_run_never_prints_the_token() {
         "{all}"
     );
 }
+
+/// Regression: a tag squatting the name of the next attempt (on another commit, so it is
+/// ignored) made every tick push that same name and report `already-exists` forever.
+#[test]
+fn a_squatted_trigger_name_is_skipped_not_retried_forever() {
+    let env = Env::new(
+        Kind::Bare,
+        "a: {needs: [], retries: 1}\ndone: {needs: [a], virtual: true}\n",
+    );
+    let t = env.start();
+    env.tick(&t);
+    let other = crate::support::servers::commit_files(&env.server, &[("evil", "1")], "evil");
+    env.server.git(&["tag", "release=1.0=a.2", &other]);
+    env.report("release=1.0=a.1", "failure").ok();
+    let out = env.tick(&t);
+    assert!(
+        out.contains("trigger release=1.0=a.3") && out.contains("created"),
+        "{out}"
+    );
+    env.report("release=1.0=a.3", "success").ok();
+    assert_eq!(env.status(&t)["state"], "succeeded");
+}

@@ -229,6 +229,16 @@ pub fn tick(store: &Store, opts: &TickOptions, who: &Identity, now: i64) -> Resu
             Ok(tt) => out.push(tt),
             Err(e @ (Error::Remote(_) | Error::Auth(_))) => return Err(e),
             Err(e) if opts.train.is_some() => return Err(e),
+            // With verification on, an unsigned train tag is junk to report, not an error.
+            Err(Error::Input(msg)) if msg.contains("is not signed by an allowed signer") => out
+                .push(TrainTick {
+                    train: t.to_string(),
+                    state: TrainState::Running,
+                    target: opts.target.clone().unwrap_or_default(),
+                    actions: vec![],
+                    warnings: vec![msg],
+                    error: None,
+                }),
             Err(e) => out.push(TrainTick {
                 train: t.to_string(),
                 state: TrainState::Running,
@@ -716,6 +726,8 @@ pub fn retry(
         .get(step)
         .and_then(|a| a.keys().next_back().copied())
         .unwrap_or(0);
+    // A name squatted by an ignored tag is skipped, as the planner does.
+    let next = latest.max(obs.taken.get(step).copied().unwrap_or(0)) + 1;
     // A retry the tick is already making counts: same tag name, one attempt.
     let auto = p
         .actions
@@ -727,11 +739,11 @@ pub fn retry(
             v.state.as_str()
         )));
     }
-    let tr = Trigger::new(t, step, latest + 1);
+    let tr = Trigger::new(t, step, next);
     let name = tr.tag().to_string();
     let a = Action::Trigger {
         step: step.into(),
-        job: latest + 1,
+        job: next,
         reason: TriggerReason::Manual { after: latest },
     };
     let oid = store.make_tag(
@@ -841,8 +853,8 @@ pub fn publish_manifests(
         }
     };
     let trig_name = trig.tag().to_string();
-    // Read the trigger's commit from the advertisement, without fetching it: libgit2's push
-    // walks the trees of every local commit the remote has, and a partial one would fail.
+    // Read the trigger's commit from the advertisement: the deploy commit does not need the
+    // train's objects, only its id for the message.
     let refs = store.ls_remote()?;
     let find = |n: &str| refs.iter().find(|r| r.name == n).map(|r| r.oid.clone());
     let source = find(&format!("refs/tags/{trig_name}^{{}}"))

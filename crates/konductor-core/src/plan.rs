@@ -361,14 +361,15 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
                     view.state = StepState::Skipped;
                     view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
                 } else if let Some(atts) = attempts.filter(|a| !a.is_empty()) {
-                    job_state(step, atts, ctx, &mut view, &mut actions);
+                    let next = latest_taken(obs, name);
+                    job_state(step, atts, next, ctx, &mut view, &mut actions);
                 } else if let Some(a) = condition(step, ctx, &mut actions) {
                     view.state = a.0;
                     view.reason = a.1;
                 } else {
                     actions.push(Action::Trigger {
                         step: name.to_string(),
-                        job: 1,
+                        job: obs.taken.get(name).map_or(1, |t| t + 1),
                         reason: TriggerReason::Ready,
                     });
                 }
@@ -444,9 +445,20 @@ fn condition(
     }
 }
 
+/// The job id a new attempt of `step` takes.
+fn latest_taken(obs: &Observed, step: &str) -> u32 {
+    let latest = obs
+        .attempts
+        .get(step)
+        .and_then(|a| a.keys().next_back().copied())
+        .unwrap_or(0);
+    latest.max(obs.taken.get(step).copied().unwrap_or(0)) + 1
+}
+
 fn job_state(
     step: &crate::sdd::Step,
     atts: &BTreeMap<u32, Attempt>,
+    next: u32,
     ctx: &PlanContext,
     view: &mut StepView,
     actions: &mut Vec<Action>,
@@ -478,7 +490,7 @@ fn job_state(
                 if lost < DEFAULT_TRIGGER_RETRIES {
                     actions.push(Action::Trigger {
                         step: name.to_string(),
-                        job: latest + 1,
+                        job: next,
                         reason: TriggerReason::LostTrigger { after: latest },
                     });
                 } else {
@@ -518,7 +530,7 @@ fn job_state(
                 ));
                 actions.push(Action::Trigger {
                     step: name.to_string(),
-                    job: latest + 1,
+                    job: next,
                     reason: TriggerReason::Retry { after: latest },
                 });
             } else {

@@ -88,6 +88,7 @@ pub fn simulate(sdd: &Sdd, opts: &SimOptions) -> Result<Simulation, String> {
         commit: "0".repeat(40),
         opened: ev(format!("release={train}"), 0),
         attempts: BTreeMap::new(),
+        taken: BTreeMap::new(),
         unblocked: BTreeMap::new(),
         skipped: BTreeMap::new(),
         cancelled: None,

@@ -1141,9 +1141,8 @@ impl Store {
         Error::Remote(format!("{what} `{url}`: {detail}"))
     }
 
-    /// Push with the git CLI, to a repository on this machine. libgit2 writes into a local
-    /// repository directly, skipping `receive-pack` and its hooks; the CLI behaves as a
-    /// server would. Returns the rejection reason, if the remote rejected the ref.
+    /// Push one refspec with the git CLI (see [`Store::push_tag_create`] for why the CLI).
+    /// Returns the rejection reason, if the remote rejected the ref.
     fn push_cli(&self, refspec: &str, lease: Option<&str>) -> Result<Option<String>> {
         let mut args: Vec<String> = vec!["push".into(), "--porcelain".into(), "--no-verify".into()];
         if let Some(l) = lease {

@@ -114,6 +114,10 @@ pub struct Observed {
     pub opened: Event,
     /// Attempts by step, then by job id.
     pub attempts: BTreeMap<String, BTreeMap<u32, Attempt>>,
+    /// The highest job id any tag of a step uses, trusted or not. A new attempt takes the
+    /// next id: a name squatted by an ignored tag is never reused.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub taken: BTreeMap<String, u32>,
     /// Manual gates unblocked.
     pub unblocked: BTreeMap<String, Event>,
     /// Conditional steps skipped.
@@ -140,6 +144,7 @@ impl Observed {
         require_signed: bool,
     ) -> Option<Observed> {
         let mut unsigned = Vec::new();
+        let all = records;
         let kept: Vec<TagRecord>;
         let records = if require_signed {
             kept = records
@@ -163,12 +168,32 @@ impl Observed {
         } else {
             records
         };
-        let mut obs = Self::from_trusted(train, records)?;
+        let mut obs =
+            Self::from_trusted_names(train, records, all.iter().map(|r| r.name.as_str()))?;
         obs.warnings.splice(0..0, unsigned);
         Some(obs)
     }
 
-    fn from_trusted(train: TrainId, records: &[TagRecord]) -> Option<Observed> {
+    fn from_trusted_names<'a>(
+        train: TrainId,
+        records: &[TagRecord],
+        all_names: impl Iterator<Item = &'a str>,
+    ) -> Option<Observed> {
+        let mut taken: BTreeMap<String, u32> = BTreeMap::new();
+        for n in all_names {
+            if let Ok(Some(Tag::Trigger(tr) | Tag::State(tr, _))) = Tag::parse_any(n) {
+                if tr.train == train {
+                    let e = taken.entry(tr.step).or_insert(0);
+                    *e = (*e).max(tr.job);
+                }
+            }
+        }
+        let mut obs = Self::from_trusted_inner(train, records)?;
+        obs.taken = taken;
+        Some(obs)
+    }
+
+    fn from_trusted_inner(train: TrainId, records: &[TagRecord]) -> Option<Observed> {
         let mut parsed: Vec<(Tag, &TagRecord)> = Vec::new();
         let mut malformed = Vec::new();
         let own = format!("{}{train}=", crate::tag::PREFIX);
@@ -188,6 +213,7 @@ impl Observed {
             commit: root.commit.clone(),
             opened: Event::from_record(root),
             attempts: BTreeMap::new(),
+            taken: BTreeMap::new(),
             unblocked: BTreeMap::new(),
             skipped: BTreeMap::new(),
             cancelled: None,

@@ -27,6 +27,7 @@ fn empty() -> Observed {
         commit: "c".repeat(40),
         opened: ev(0),
         attempts: BTreeMap::new(),
+        taken: BTreeMap::new(),
         unblocked: BTreeMap::new(),
         skipped: BTreeMap::new(),
         cancelled: None,
