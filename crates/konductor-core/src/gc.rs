@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::ops::{plan_train, train_glob};
+use crate::ops::plan_observed;
 use crate::plan::TrainState;
 use crate::sdd::Sdd;
 use crate::store::{Identity, Store};
 use crate::tag::{Tag, TrainId};
-use crate::train::TagRecord;
+use crate::train::{Observed, TagRecord};
 
 /// The ref that holds archived trains.
 pub const ARCHIVE_REF: &str = "refs/konductor/archive";
@@ -101,12 +101,22 @@ fn read_archived(store: &Store, tip: &str, t: TrainId) -> Result<Option<Archived
 pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<GcReport> {
     // Everything under `release=`: gc is the one command that reads the whole history.
     store.refresh(&["release=*".to_string()])?;
+    // One pass over the cache: reading each train's tags by glob would scan every ref once
+    // per train.
     let mut by_train: BTreeMap<TrainId, Vec<String>> = BTreeMap::new();
-    for n in store.tag_names("release=*")? {
-        if let Ok(Some(tag)) = Tag::parse_any(&n) {
-            by_train.entry(tag.train()).or_default().push(n);
+    let mut records_of: BTreeMap<TrainId, Vec<TagRecord>> = BTreeMap::new();
+    for r in store.tag_records("release=*")? {
+        if let Ok(Some(tag)) = Tag::parse_any(&r.name) {
+            by_train
+                .entry(tag.train())
+                .or_default()
+                .push(r.name.clone());
+            records_of.entry(tag.train()).or_default().push(r);
         }
     }
+    let signed = store.requires_signatures();
+    // Graphs are read once per commit.
+    let mut graphs: BTreeMap<String, Sdd> = BTreeMap::new();
     let mut report = GcReport::default();
     let mut finished: Vec<(TrainId, TrainState)> = Vec::new();
     let mut orphans: Vec<TrainId> = Vec::new();
@@ -115,7 +125,23 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
             orphans.push(*t);
             continue;
         }
-        match plan_train(store, *t, opts.sdd.as_ref(), None, now) {
+        let planned = Observed::from_records_checked(*t, &records_of[t], signed)
+            .ok_or_else(|| Error::input(format!("train {t} has no trusted train tag")))
+            .and_then(|obs| {
+                let sdd = match &opts.sdd {
+                    Some(s) => s.clone(),
+                    None => match graphs.get(&obs.commit) {
+                        Some(g) => g.clone(),
+                        None => {
+                            let g = crate::ops::train_sdd(store, &obs, None)?;
+                            graphs.insert(obs.commit.clone(), g.clone());
+                            g
+                        }
+                    },
+                };
+                plan_observed(store, obs, Some(&sdd), None, now)
+            });
+        match planned {
             Ok(p) => match p.plan.state {
                 TrainState::Succeeded | TrainState::Failed | TrainState::Cancelled => {
                     finished.push((*t, p.plan.state))
@@ -163,11 +189,7 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
     // 1. Archive, all in one commit, compare-and-swap on the archive ref.
     let mut files = Vec::new();
     for (t, state) in old {
-        let records: Vec<TagRecord> = store
-            .tag_records(&train_glob(*t))?
-            .into_iter()
-            .filter(|r| matches!(Tag::parse_any(&r.name), Ok(Some(x)) if x.train() == *t))
-            .collect();
+        let records: Vec<TagRecord> = records_of.get(t).cloned().unwrap_or_default();
         let names: BTreeSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
         let prior = match &tip {
             Some(tip) => read_archived(store, tip, *t)?,
@@ -217,32 +239,41 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         let commit = store.commit_update(tip.as_deref(), &files, &msg, who, now)?;
         store.push_ref_cas(ARCHIVE_REF, &commit, tip.as_deref())?;
     }
-    // 2. Delete, train by train.
-    for (t, _) in old {
-        report.deleted_tags += delete_train(store, *t, &by_train[t])?;
-        report.archived.push(t.to_string());
+    // 2. Delete, in batches (every push receives the whole advertisement, so few large
+    // pushes beat many small ones): all the train tags first, so that no tick follows a
+    // half-deleted train, then the rest. What is left after an interruption is orphans,
+    // which the next run finishes (the archive already holds them).
+    let doomed: Vec<TrainId> = old
+        .iter()
+        .map(|(t, _)| *t)
+        .chain(orphan_done.iter().copied())
+        .collect();
+    let train_refs: Vec<String> = doomed
+        .iter()
+        .filter(|t| by_train[t].contains(&Tag::Train(**t).to_string()))
+        .map(|t| format!("refs/tags/{}", Tag::Train(*t)))
+        .collect();
+    for chunk in train_refs.chunks(DELETE_BATCH) {
+        store.push_delete(chunk)?;
     }
-    for t in orphan_done {
-        report.deleted_tags += delete_train(store, t, &by_train[&t])?;
-        report.finished_interrupted.push(t.to_string());
+    let others: Vec<String> = doomed
+        .iter()
+        .flat_map(|t| {
+            let train_tag = Tag::Train(*t).to_string();
+            by_train[t]
+                .iter()
+                .filter(move |n| **n != train_tag)
+                .map(|n| format!("refs/tags/{n}"))
+        })
+        .collect();
+    for chunk in others.chunks(DELETE_BATCH) {
+        store.push_delete(chunk)?;
     }
+    report.deleted_tags = train_refs.len() + others.len();
+    report.archived = old.iter().map(|(t, _)| t.to_string()).collect();
+    report.finished_interrupted = orphan_done.iter().map(|t| t.to_string()).collect();
     Ok(report)
 }
 
-fn delete_train(store: &Store, t: TrainId, names: &[String]) -> Result<usize> {
-    // The train tag first: from then on no tick follows the train, and whatever tags are
-    // left are orphans that the next run finishes (the archive already holds them).
-    let train_tag = Tag::Train(t).to_string();
-    if names.contains(&train_tag) {
-        store.push_delete(&[format!("refs/tags/{train_tag}")])?;
-    }
-    let others: Vec<String> = names
-        .iter()
-        .filter(|n| **n != train_tag)
-        .map(|n| format!("refs/tags/{n}"))
-        .collect();
-    for chunk in others.chunks(500) {
-        store.push_delete(chunk)?;
-    }
-    Ok(names.len())
-}
+/// Refs deleted per push.
+const DELETE_BATCH: usize = 2000;

@@ -48,20 +48,16 @@ pub fn cmd_gc(args: GcArgs) -> anyhow::Result<i32> {
     } else {
         "archived"
     };
-    out!(
-        "kept {} finished train(s): {}",
-        r.kept.len(),
-        r.kept.join(", ")
-    );
+    out!("kept {} finished train(s): {}", r.kept.len(), list(&r.kept));
     out!(
         "{verb} {} train(s) to {ARCHIVE_REF}: {}",
         r.archived.len(),
-        r.archived.join(", ")
+        list(&r.archived)
     );
     if !r.finished_interrupted.is_empty() {
         out!(
             "finished an interrupted run for: {}",
-            r.finished_interrupted.join(", ")
+            list(&r.finished_interrupted)
         );
     }
     for (t, why) in &r.live {
