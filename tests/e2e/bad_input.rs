@@ -52,6 +52,7 @@ fn every_row_of_the_bad_input_catalogue() {
             .replace("$PORT", &port)
             .replace("$HOSTPORT", &hostport)
             .replace("$SDD", root.join("tests/sdd/invalid").to_str().unwrap())
+            .replace("$REPO", root.to_str().unwrap())
     };
     let mut rows = 0;
     let mut failures = Vec::new();
@@ -66,7 +67,8 @@ fn every_row_of_the_bad_input_catalogue() {
         let command = subst(command.trim_matches('`'));
         let message = subst(&message[1..message.len() - 1]);
         let argv = words(&command);
-        let out = env.run_cmd(env.cmd(&argv[0]).current_dir(&root).args(&argv[1..]));
+        // Outside any repository: `--remote ""` must not find an `origin`.
+        let out = env.run_cmd(env.cmd(&argv[0]).args(&argv[1..]));
         let want: i32 = exit.parse().unwrap();
         if out.code != want || !out.stderr.contains(&message) {
             failures.push(format!(

@@ -145,8 +145,18 @@ fn usage_errors_exit_2_and_help_exits_0() {
     let (code, out, _) = konductor(&["--version"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("konductor "));
-    let (code, _, err) = konductor(&["status", "--remote", ""]);
-    assert_eq!(code, 2, "{err}");
+    // Outside any repository (a clone's `origin` would be the fallback remote).
+    let away = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("konductor"));
+    crate::support::servers::hermetic(&mut c, home.path());
+    let o = c
+        .current_dir(away.path())
+        .args(["status", "--remote", ""])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("no remote"), "{err}");
 }
 

@@ -141,7 +141,9 @@ pub fn simulate(sdd: &Sdd, opts: &SimOptions) -> Result<Simulation, String> {
             }
         }
         for s in &p.steps {
-            if s.reason.as_deref() == Some("waiting for manual unblock")
+            if s.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("waiting for manual unblock"))
                 && opts.unblock.contains(&s.name)
             {
                 obs.unblocked

@@ -43,6 +43,13 @@ pub fn cmd_gc(args: GcArgs) -> anyhow::Result<i32> {
         out!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(0);
     }
+    let list = |v: &[String]| {
+        if v.len() <= 12 {
+            v.join(", ")
+        } else {
+            format!("{}, …, {}", v[..6].join(", "), v[v.len() - 3..].join(", "))
+        }
+    };
     let verb = if args.dry_run {
         "would archive"
     } else {
