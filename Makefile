@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build demo demo-tick test test-rust test-integrations lint fmt bench soak fuzz clean
+.PHONY: all build demo demo-tick test test-rust test-integrations lint fmt bench bench-scale soak fuzz clean
 
 all: build
 
@@ -40,6 +40,11 @@ fmt:
 bench:
 	$(CARGO) build --release --workspace --bins
 	bash benches/run.sh
+	bash benches/scale.sh
+
+## Only the scale benchmark: tick, push and gc at 1,000 / 100,000 / 1,000,000 tags.
+bench-scale:
+	$(CARGO) build --release --workspace --bins
 	bash benches/scale.sh
 
 ## Load test: 4 concurrent tick loops and a random fake CI over SOAK_TRAINS (200) trains,
