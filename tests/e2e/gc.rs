@@ -1,7 +1,8 @@
 //! Retention: `gc --keep N` archives old finished trains and deletes their tags.
 
-use crate::harness::Env;
-use crate::support::servers::Kind;
+use crate::harness::{Env, ALL_KINDS};
+use crate::support::servers::{GitServer, Kind, HTTP_PASS, HTTP_USER};
+use konductor_core::wire::{delete_refs, Delete, Endpoint, WireError};
 
 const TINY: &str = "a: []\ndone: {needs: [a], virtual: true}\n";
 
@@ -12,8 +13,21 @@ fn finish(env: &Env, t: &str) {
 
 #[test]
 fn gc_archives_old_finished_trains_and_status_still_reads_them() {
-    for kind in [Kind::Bare, Kind::Daemon] {
+    // Every transport, plus the git CLI fallback (https and ssh remotes delete with it).
+    let runs = ALL_KINDS
+        .iter()
+        .map(|k| (*k, false))
+        .chain([(Kind::Daemon, true)]);
+    for (kind, with_git) in runs {
         let env = Env::new(kind, TINY);
+        let gc = |keep: &str| {
+            let mut c = env.cmd("konductor");
+            c.args(["gc", "--keep", keep]);
+            if with_git {
+                c.env("KONDUCTOR_DELETE_WITH_GIT", "1");
+            }
+            env.run_cmd(&mut c)
+        };
         for _ in 0..5 {
             let t = env.start();
             if t != "5.0" {
@@ -27,7 +41,7 @@ fn gc_archives_old_finished_trains_and_status_still_reads_them() {
         let dry = env.k(&["gc", "--keep", "2", "--dry-run"]).ok();
         assert!(dry.contains("would archive 2 train(s)"), "{dry}");
         assert_eq!(env.tags("1.0").len(), 3, "dry run changes nothing");
-        let out = env.k(&["gc", "--keep", "2"]).ok();
+        let out = gc("2").ok();
         assert!(out.contains("kept 2 finished train(s): 4.0, 3.0"), "{out}");
         assert!(
             out.contains("archived 2 train(s) to refs/konductor/archive: 2.0, 1.0"),
@@ -51,7 +65,7 @@ fn gc_archives_old_finished_trains_and_status_still_reads_them() {
         assert_eq!(after_1, before, "an archived train reads the same");
         assert_eq!(env.k(&["log", "--train", "1.0"]).ok(), log_1);
         // Running it again changes nothing; numbering carries on.
-        let again = env.k(&["gc", "--keep", "2"]).ok();
+        let again = gc("2").ok();
         assert!(
             again.contains("archived 0 train(s)") && again.contains("deleted 0 tag(s)"),
             "{again}"
@@ -88,6 +102,14 @@ fn an_interrupted_gc_loses_nothing_and_a_rerun_finishes() {
         env.server
             .git(&["update-ref", &format!("refs/tags/{t}"), oid]);
     }
+    // Meanwhile someone replaced one of them: its new value must reach the archive too.
+    let commit = env
+        .server
+        .git(&["rev-parse", "refs/tags/release=1.0=a.1^{commit}"])
+        .trim()
+        .to_string();
+    env.server
+        .git(&["update-ref", "refs/tags/release=1.0=a.1=success", &commit]);
     // Orphans are ignored by ticks (no train tag) ...
     assert!(!env.k(&["tick"]).ok().contains("1.0"));
     // ... and the next gc finishes the job, with the archive intact.
@@ -98,4 +120,68 @@ fn an_interrupted_gc_loses_nothing_and_a_rerun_finishes() {
     );
     assert!(env.tags("1.0").is_empty());
     assert_eq!(env.status("1.0")["state"], "succeeded");
+    let rec = env
+        .server
+        .git(&["show", "refs/konductor/archive:trains/1.0.json"]);
+    assert_eq!(
+        rec.matches("\"release=1.0=a.1=success\"").count(),
+        2,
+        "both versions of the replaced tag are archived: {rec}"
+    );
+}
+
+/// The native delete push: one atomic push, compare-and-swap on every ref, over each
+/// transport; a ref that changed is never deleted, a ref already gone is fine.
+#[test]
+fn native_deletes_are_compare_and_swap_on_every_transport() {
+    for kind in ALL_KINDS {
+        let root = tempfile::tempdir().unwrap();
+        let server = GitServer::start(kind, root.path(), "wire");
+        let c1 = crate::support::servers::commit_files(&server, &[("a", "1")], "one");
+        let c2 = crate::support::servers::commit_files(&server, &[("a", "2")], "two");
+        for t in ["x", "y", "z"] {
+            server.git(&["update-ref", &format!("refs/tags/{t}"), &c1]);
+        }
+        let auth = (kind == Kind::Http).then(|| {
+            let b = std::process::Command::new("python3")
+                .args([
+                    "-c",
+                    "import base64,sys; print(base64.b64encode(sys.argv[1].encode()).decode())",
+                    &format!("{HTTP_USER}:{HTTP_PASS}"),
+                ])
+                .output()
+                .unwrap();
+            format!(
+                "Authorization: Basic {}",
+                String::from_utf8_lossy(&b.stdout).trim()
+            )
+        });
+        let ep = Endpoint::parse(&server.url).unwrap();
+        let del = |r: &str, old: &str| Delete {
+            refname: format!("refs/tags/{r}"),
+            old: old.to_string(),
+        };
+        // y "changed" (we expect c2), w never existed.
+        let rep = delete_refs(
+            &ep,
+            auth.as_deref(),
+            &[del("x", &c1), del("y", &c2), del("w", &c1), del("z", &c1)],
+        )
+        .unwrap_or_else(|e| panic!("{kind:?}: {e:?}"));
+        assert_eq!(rep.deleted, ["refs/tags/x", "refs/tags/z"], "{kind:?}");
+        assert_eq!(rep.changed, ["refs/tags/y"], "{kind:?}");
+        assert_eq!(rep.gone, ["refs/tags/w"], "{kind:?}");
+        assert_eq!(server.tags(), ["y"], "{kind:?}");
+        // Nothing left to do: no push at all.
+        let rep = delete_refs(&ep, auth.as_deref(), &[del("x", &c1)]).unwrap();
+        assert_eq!(rep.gone, ["refs/tags/x"]);
+        if kind == Kind::Http {
+            let bad = format!("Authorization: Basic {}", "YWxpY2U6d3Jvbmc="); // alice:wrong
+            match delete_refs(&ep, Some(&bad), &[del("y", &c1)]) {
+                Err(WireError::Auth(m)) => assert!(!m.contains("YWxpY2U6d3Jvbmc"), "{m}"),
+                other => panic!("wrong credentials: {other:?}"),
+            }
+            assert_eq!(server.tags(), ["y"]);
+        }
+    }
 }

@@ -9,7 +9,7 @@
 //! the job. `keep` is at least 1, so the newest train number always stays a tag and
 //! `start` never reuses a number.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +63,10 @@ pub struct GcReport {
     pub deleted_tags: usize,
     /// Tags of trains archived earlier, left behind by an interrupted run, now deleted.
     pub finished_interrupted: Vec<String>,
+    /// Tags that changed on the remote after they were read: left alone (a later run
+    /// archives and collects them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
 }
 
 fn path_of(t: TrainId) -> String {
@@ -186,41 +190,54 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
             .sum();
         return Ok(report);
     }
-    // 1. Archive, all in one commit, compare-and-swap on the archive ref.
+    // 1. Archive, all in one commit, compare-and-swap on the archive ref. Orphans the
+    // archive has are archived again if a tag changed since (their state stays).
+    let same = |a: &TagRecord, b: &TagRecord| {
+        (&a.name, &a.commit, &a.tagger, a.time, &a.message)
+            == (&b.name, &b.commit, &b.tagger, b.time, &b.message)
+    };
     let mut files = Vec::new();
-    for (t, state) in old {
-        let records: Vec<TagRecord> = records_of.get(t).cloned().unwrap_or_default();
-        let names: BTreeSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
+    let todo = old
+        .iter()
+        .map(|(t, s)| (*t, Some(s.as_str().to_string())))
+        .chain(orphan_done.iter().map(|t| (*t, None)));
+    for (t, state) in todo {
+        let records: Vec<TagRecord> = records_of.get(&t).cloned().unwrap_or_default();
         let prior = match &tip {
-            Some(tip) => read_archived(store, tip, *t)?,
+            Some(tip) => read_archived(store, tip, t)?,
             None => None,
         };
-        let covered = prior.as_ref().is_some_and(|a| {
-            let have: BTreeSet<&str> = a.tags.iter().map(|r| r.name.as_str()).collect();
-            names.is_subset(&have)
-        });
+        let covered = prior
+            .as_ref()
+            .is_some_and(|a| records.iter().all(|r| a.tags.iter().any(|p| same(p, r))));
         if covered {
             continue;
         }
-        // Keep anything an earlier run archived that is no longer a tag.
+        // Keep everything an earlier run archived (a tag that changed since keeps both
+        // versions).
         let mut all = records.clone();
+        let state = match (state, &prior) {
+            (Some(s), _) => s,
+            (None, Some(p)) => p.state.clone(),
+            (None, None) => continue,
+        };
         if let Some(p) = prior {
             all.extend(
                 p.tags
                     .into_iter()
-                    .filter(|r| !names.contains(r.name.as_str())),
+                    .filter(|r| !records.iter().any(|c| same(c, r))),
             );
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
         let rec = ArchivedTrain {
             train: t.to_string(),
-            state: state.as_str().to_string(),
+            state,
             archived_at: crate::time::rfc3339(now),
             archived_by: who.to_string(),
             tags: all,
         };
         let json = serde_json::to_vec_pretty(&rec).map_err(|e| Error::input(e.to_string()))?;
-        files.push((path_of(*t), json));
+        files.push((path_of(t), json));
     }
     if !files.is_empty() {
         let list: Vec<String> = files
@@ -231,16 +248,17 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
                     .to_string()
             })
             .collect();
-        let msg = format!(
-            "archive {} train(s): {}\n\nby: {who}\n",
-            list.len(),
+        let shown = if list.len() > 20 {
+            format!("{}, … ({} more)", list[..20].join(", "), list.len() - 20)
+        } else {
             list.join(", ")
-        );
+        };
+        let msg = format!("archive {} train(s): {shown}\n\nby: {who}\n", list.len());
         let commit = store.commit_update(tip.as_deref(), &files, &msg, who, now)?;
         store.push_ref_cas(ARCHIVE_REF, &commit, tip.as_deref())?;
     }
-    // 2. Delete, in batches (every push receives the whole advertisement, so few large
-    // pushes beat many small ones): all the train tags first, so that no tick follows a
+    // 2. Delete (every push receives the whole advertisement, so few large pushes beat
+    // many small ones; the store batches): all the train tags first, so that no tick follows a
     // half-deleted train, then the rest. What is left after an interruption is orphans,
     // which the next run finishes (the archive already holds them).
     let doomed: Vec<TrainId> = old
@@ -253,9 +271,7 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         .filter(|t| by_train[t].contains(&Tag::Train(**t).to_string()))
         .map(|t| format!("refs/tags/{}", Tag::Train(*t)))
         .collect();
-    for chunk in train_refs.chunks(DELETE_BATCH) {
-        store.push_delete(chunk)?;
-    }
+    let mut changed = store.push_delete(&train_refs)?;
     let others: Vec<String> = doomed
         .iter()
         .flat_map(|t| {
@@ -266,14 +282,13 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
                 .map(|n| format!("refs/tags/{n}"))
         })
         .collect();
-    for chunk in others.chunks(DELETE_BATCH) {
-        store.push_delete(chunk)?;
-    }
-    report.deleted_tags = train_refs.len() + others.len();
+    changed.extend(store.push_delete(&others)?);
+    report.deleted_tags = train_refs.len() + others.len() - changed.len();
+    report.changed = changed
+        .iter()
+        .map(|r| r.trim_start_matches("refs/tags/").to_string())
+        .collect();
     report.archived = old.iter().map(|(t, _)| t.to_string()).collect();
     report.finished_interrupted = orphan_done.iter().map(|t| t.to_string()).collect();
     Ok(report)
 }
-
-/// Refs deleted per push.
-const DELETE_BATCH: usize = 2000;

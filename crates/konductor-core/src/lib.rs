@@ -30,3 +30,4 @@ pub mod store;
 pub mod tag;
 pub mod time;
 pub mod train;
+pub mod wire;

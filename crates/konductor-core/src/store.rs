@@ -740,42 +740,140 @@ impl Store {
         }
     }
 
-    /// Delete refs on the remote (one push). Refs that are already gone are fine.
-    pub fn push_delete(&self, refnames: &[String]) -> Result<()> {
+    /// Delete `refnames` (full names) on the remote, each only if it still has the id the
+    /// cache last saw, in as few pushes as possible; then drop them from the cache.
+    /// Refs already gone are fine. A ref that changed on the remote is left alone and
+    /// returned, so the caller can say so.
+    ///
+    /// Paths, `file://`, `git://` and `http://` remotes use [`crate::wire`] (one atomic
+    /// push per [`WIRE_DELETE_BATCH`] refs, cost linear in the advertisement); other
+    /// remotes, and servers without atomic pushes, use `git push --atomic` in batches of
+    /// [`CLI_DELETE_BATCH`], whose client-side matching costs refs × advertisement.
+    pub fn push_delete(&self, refnames: &[String]) -> Result<Vec<String>> {
         if refnames.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let dels: Vec<crate::wire::Delete> = refnames
+            .iter()
+            .filter_map(|r| {
+                self.repo
+                    .refname_to_id(r)
+                    .ok()
+                    .map(|oid| crate::wire::Delete {
+                        refname: r.clone(),
+                        old: oid.to_string(),
+                    })
+            })
+            .collect();
+        let mut changed = Vec::new();
+        // KONDUCTOR_DELETE_WITH_GIT=1: always use the git CLI (an escape hatch, and how the
+        // tests cover that path).
+        let native = if std::env::var("KONDUCTOR_DELETE_WITH_GIT").is_ok_and(|v| v == "1") {
+            Err(crate::wire::WireError::Unsupported(
+                "KONDUCTOR_DELETE_WITH_GIT=1".into(),
+            ))
+        } else {
+            crate::wire::Endpoint::parse(&self.remote.url)
+        };
+        let mut done = 0;
+        if let Ok(ep) = &native {
+            let header = self.remote.http_header();
+            for chunk in dels.chunks(WIRE_DELETE_BATCH) {
+                match crate::wire::delete_refs(ep, header.as_deref(), chunk) {
+                    Ok(rep) => {
+                        changed.extend(rep.changed);
+                        done += chunk.len();
+                    }
+                    // Credential helpers, redirects, old servers: the CLI knows them.
+                    Err(crate::wire::WireError::Unsupported(_)) if done == 0 => break,
+                    Err(crate::wire::WireError::Auth(_)) if done == 0 && header.is_none() => break,
+                    Err(e) => return Err(self.wire_err(e)),
+                }
+            }
+        }
+        for chunk in dels[done..].chunks(CLI_DELETE_BATCH) {
+            changed.extend(self.push_delete_cli(chunk)?);
+        }
+        // The cache follows, in one transaction (libgit2 would rewrite packed-refs once
+        // per deleted ref).
+        let mut stdin = String::new();
+        for d in &dels {
+            if !changed.contains(&d.refname) {
+                stdin.push_str(&format!("delete {} {}\n", d.refname, d.old));
+            }
+        }
+        self.git_cli_input(&["update-ref".into(), "--stdin".into()], stdin.as_bytes())?;
+        Ok(changed)
+    }
+
+    /// One `git push --atomic` of deletes with leases; returns the refs that changed.
+    fn push_delete_cli(&self, dels: &[crate::wire::Delete]) -> Result<Vec<String>> {
+        // What is still there, and with which id (one listing: `ls-remote` with patterns
+        // would match every pattern against every ref, like push does).
+        let wanted: std::collections::HashSet<&str> =
+            dels.iter().map(|d| d.refname.as_str()).collect();
+        let mut remote_ids = std::collections::HashMap::new();
+        for r in self.ls_remote()? {
+            if wanted.contains(r.name.as_str()) {
+                remote_ids.insert(r.name, r.oid);
+            }
+        }
+        let mut changed = Vec::new();
         let mut args: Vec<String> = vec![
             "push".into(),
             "--porcelain".into(),
             "--no-verify".into(),
-            "origin".into(),
+            "--atomic".into(),
         ];
-        args.extend(refnames.iter().map(|r| format!(":{r}")));
+        let mut refspecs = Vec::new();
+        for d in dels {
+            match remote_ids.get(&d.refname) {
+                None => {}
+                Some(id) if *id != d.old => changed.push(d.refname.clone()),
+                Some(_) => {
+                    args.push(format!("--force-with-lease={}:{}", d.refname, d.old));
+                    refspecs.push(format!(":{}", d.refname));
+                }
+            }
+        }
+        if refspecs.is_empty() {
+            return Ok(changed);
+        }
+        args.push("origin".into());
+        args.extend(refspecs);
         let out = self.git_cli_full(&args)?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let failed: Vec<&str> = stdout
-            .lines()
-            .filter(|l| l.starts_with('!') && !l.contains("remote ref does not exist"))
-            .collect();
         if !out.status.success() {
-            if failed.is_empty() && !stdout.lines().any(|l| l.starts_with('!')) {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with('!')).collect();
+            if failed.is_empty() {
                 return Err(self.classify(&String::from_utf8_lossy(&out.stderr), "cannot push to"));
             }
-            if !failed.is_empty() {
-                return Err(Error::Remote(format!(
-                    "`{}` refused to delete: {}",
-                    self.remote.url,
-                    failed.join("; ")
-                )));
+            return Err(Error::Remote(format!(
+                "`{}` refused to delete, so nothing was deleted (atomic push): {}",
+                self.remote.url,
+                failed
+                    .iter()
+                    .take(3)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        Ok(changed)
+    }
+
+    fn wire_err(&self, e: crate::wire::WireError) -> Error {
+        use crate::wire::WireError as W;
+        let url = &self.remote.url;
+        match e {
+            W::Auth(m) => Error::Auth(format!(
+                "`{url}` rejected the credentials ({m}); set `KONDUCTOR_TOKEN` or configure a git credential helper"
+            )),
+            W::Rejected(m) => Error::Remote(format!("`{url}` refused to delete: {m}")),
+            W::Remote(m) | W::Unsupported(m) => {
+                Error::Remote(format!("cannot push to `{url}`: {}", self.remote.redact(&m)))
             }
         }
-        for r in refnames {
-            if let Ok(mut reference) = self.repo.find_reference(r) {
-                let _ = reference.delete();
-            }
-        }
-        Ok(())
     }
 
     /// Write a commit whose tree is `base`'s tree with `files` (path → content) added or
@@ -1097,6 +1195,39 @@ impl Store {
             .map_err(|e| Error::Remote(format!("cannot run `git` (is it installed?): {e}")))
     }
 
+    /// Run a local git CLI command in the cache with `input` on its stdin.
+    fn git_cli_input(&self, args: &[String], input: &[u8]) -> Result<()> {
+        let mut child = Command::new(git_program())
+            .arg("--git-dir")
+            .arg(self.dir.join("repo.git"))
+            .args(args)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Remote(format!("cannot run `git` (is it installed?): {e}")))?;
+        if let Some(mut i) = child.stdin.take() {
+            let _ = i.write_all(input);
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::Remote(format!("cannot run `git`: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Io {
+                what: format!(
+                    "cannot update the cache `{}`: git {}: {}",
+                    self.dir.display(),
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                source: std::io::Error::other("git failed"),
+            })
+        }
+    }
+
     /// Run the git CLI; a failure becomes a remote or authentication error.
     fn git_cli(&self, args: &[String], what: &str) -> Result<Vec<u8>> {
         let out = self.git_cli_full(args)?;
@@ -1287,7 +1418,12 @@ fn filter(_temporary: bool) -> &'static str {
     "blob:none"
 }
 
-fn git_program() -> String {
+/// Refs deleted per push by [`crate::wire`]: one atomic transaction on the server each.
+pub const WIRE_DELETE_BATCH: usize = 50_000;
+/// Refs deleted per `git push --atomic` (its lease check is quadratic in the batch).
+pub const CLI_DELETE_BATCH: usize = 500;
+
+pub(crate) fn git_program() -> String {
     std::env::var("KONDUCTOR_GIT").unwrap_or_else(|_| "git".into())
 }
 

@@ -67,6 +67,13 @@ pub fn cmd_gc(args: GcArgs) -> anyhow::Result<i32> {
             list(&r.finished_interrupted)
         );
     }
+    if !r.changed.is_empty() {
+        out!(
+            "left {} tag(s) that changed on the remote while gc ran (the next run collects them): {}",
+            r.changed.len(),
+            list(&r.changed)
+        );
+    }
     for (t, why) in &r.live {
         out!("not collected: train {t} ({why})");
     }
