@@ -9,7 +9,7 @@
 //! the job. `keep` is at least 1, so the newest train number always stays a tag and
 //! `start` never reuses a number.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,7 @@ use crate::sdd::Sdd;
 use crate::store::{Identity, Store};
 use crate::tag::{Tag, TrainId};
 use crate::train::{Observed, TagRecord};
+use crate::wire::Delete;
 
 /// The ref that holds archived trains.
 pub const ARCHIVE_REF: &str = "refs/konductor/archive";
@@ -103,14 +104,14 @@ fn read_archived(store: &Store, tip: &str, t: TrainId) -> Result<Option<Archived
 
 /// Archive and delete all but the newest `keep` finished trains.
 pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<GcReport> {
-    // Everything under `release=`: gc is the one command that reads the whole history.
-    store.refresh(&["release=*".to_string()])?;
-    // One pass over the cache: reading each train's tags by glob would scan every ref once
-    // per train.
+    // Everything under `release=`: gc is the one command that reads the whole history,
+    // straight from the remote's listing (no refs in the cache), in one pass.
     let mut by_train: BTreeMap<TrainId, Vec<String>> = BTreeMap::new();
     let mut records_of: BTreeMap<TrainId, Vec<TagRecord>> = BTreeMap::new();
-    for r in store.tag_records("release=*")? {
+    let mut oid_of: HashMap<String, String> = HashMap::new();
+    for (r, oid) in store.remote_tag_records("release=")? {
         if let Ok(Some(tag)) = Tag::parse_any(&r.name) {
+            oid_of.insert(format!("refs/tags/{}", r.name), oid);
             by_train
                 .entry(tag.train())
                 .or_default()
@@ -258,8 +259,8 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         store.push_ref_cas(ARCHIVE_REF, &commit, tip.as_deref())?;
     }
     // 2. Delete (every push receives the whole advertisement, so few large pushes beat
-    // many small ones; the store batches): all the train tags first, so that no tick follows a
-    // half-deleted train, then the rest. What is left after an interruption is orphans,
+    // many small ones; the store batches), each only if it still has the id read above:
+    // all the train tags first, so that no tick follows a half-deleted train, then the rest. What is left after an interruption is orphans,
     // which the next run finishes (the archive already holds them).
     let doomed: Vec<TrainId> = old
         .iter()
@@ -271,7 +272,17 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         .filter(|t| by_train[t].contains(&Tag::Train(**t).to_string()))
         .map(|t| format!("refs/tags/{}", Tag::Train(*t)))
         .collect();
-    let mut changed = store.push_delete(&train_refs)?;
+    let del = |refs: &[String]| -> Vec<Delete> {
+        refs.iter()
+            .filter_map(|r| {
+                oid_of.get(r).map(|old| Delete {
+                    refname: r.clone(),
+                    old: old.clone(),
+                })
+            })
+            .collect()
+    };
+    let mut changed = store.push_delete(&del(&train_refs))?;
     let others: Vec<String> = doomed
         .iter()
         .flat_map(|t| {
@@ -282,7 +293,7 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
                 .map(|n| format!("refs/tags/{n}"))
         })
         .collect();
-    changed.extend(store.push_delete(&others)?);
+    changed.extend(store.push_delete(&del(&others))?);
     report.deleted_tags = train_refs.len() + others.len() - changed.len();
     report.changed = changed
         .iter()

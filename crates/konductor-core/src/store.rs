@@ -574,6 +574,68 @@ impl Store {
             .find_reference(&format!("refs/tags/{name}"))
             .ok()?;
         let oid = r.target()?;
+        self.tag_record_at(name, oid)
+    }
+
+    /// Every tag on the remote under `refs/tags/<prefix>`, read without creating refs in
+    /// the cache, with each ref's id (for compare-and-swap deletes). One listing of the
+    /// remote's refs, then one fetch of the objects the cache lacks (by id, `--stdin`).
+    /// For `gc`, which reads the whole history: fetching a million tags as refs would
+    /// write a million loose ref files into the cache, and delete them again afterwards.
+    pub fn remote_tag_records(&self, prefix: &str) -> Result<Vec<(TagRecord, String)>> {
+        let full = format!("refs/tags/{prefix}");
+        let refs: Vec<RemoteRef> = self
+            .ls_remote()?
+            .into_iter()
+            .filter(|r| r.name.starts_with(&full) && !r.name.ends_with("^{}"))
+            .collect();
+        let odb = self
+            .repo
+            .odb()
+            .map_err(|e| git_err(&self.remote, "cannot open the cache", e))?;
+        let mut missing: Vec<&str> = refs
+            .iter()
+            .filter(|r| Oid::from_str(&r.oid).map_or(true, |o| !odb.exists(o)))
+            .map(|r| r.oid.as_str())
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if !missing.is_empty() {
+            let mut input = missing.join("\n");
+            input.push('\n');
+            let filter_arg = format!("--filter={}", filter(false));
+            let args: Vec<String> = [
+                "fetch",
+                "--stdin",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--depth=1",
+                filter_arg.as_str(),
+                "--quiet",
+                "origin",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let out = self.git_cli_full_input(&args, input.as_bytes())?;
+            if !out.status.success() {
+                return Err(
+                    self.classify(&String::from_utf8_lossy(&out.stderr), "cannot fetch from")
+                );
+            }
+        }
+        Ok(refs
+            .into_iter()
+            .filter_map(|r| {
+                let name = r.name.trim_start_matches("refs/tags/");
+                let oid = Oid::from_str(&r.oid).ok()?;
+                self.tag_record_at(name, oid)
+                    .map(|rec| (rec, r.oid.clone()))
+            })
+            .collect())
+    }
+
+    fn tag_record_at(&self, name: &str, oid: Oid) -> Option<TagRecord> {
         match self.repo.find_tag(oid) {
             Ok(tag) => {
                 let commit = tag.target_id();
@@ -740,8 +802,7 @@ impl Store {
         }
     }
 
-    /// Delete `refnames` (full names) on the remote, each only if it still has the id the
-    /// cache last saw, in as few pushes as possible; then drop them from the cache.
+    /// Delete refs on the remote, each only if it still has the id the caller saw, in as few pushes as possible; then drop them from the cache.
     /// Refs already gone are fine. A ref that changed on the remote is left alone and
     /// returned, so the caller can say so.
     ///
@@ -749,22 +810,10 @@ impl Store {
     /// push per [`WIRE_DELETE_BATCH`] refs, cost linear in the advertisement); other
     /// remotes, and servers without atomic pushes, use `git push --atomic` in batches of
     /// [`CLI_DELETE_BATCH`], whose client-side matching costs refs × advertisement.
-    pub fn push_delete(&self, refnames: &[String]) -> Result<Vec<String>> {
-        if refnames.is_empty() {
+    pub fn push_delete(&self, dels: &[crate::wire::Delete]) -> Result<Vec<String>> {
+        if dels.is_empty() {
             return Ok(Vec::new());
         }
-        let dels: Vec<crate::wire::Delete> = refnames
-            .iter()
-            .filter_map(|r| {
-                self.repo
-                    .refname_to_id(r)
-                    .ok()
-                    .map(|oid| crate::wire::Delete {
-                        refname: r.clone(),
-                        old: oid.to_string(),
-                    })
-            })
-            .collect();
         let mut changed = Vec::new();
         // KONDUCTOR_DELETE_WITH_GIT=1: always use the git CLI (an escape hatch, and how the
         // tests cover that path).
@@ -797,12 +846,14 @@ impl Store {
         // The cache follows, in one transaction (libgit2 would rewrite packed-refs once
         // per deleted ref).
         let mut stdin = String::new();
-        for d in &dels {
-            if !changed.contains(&d.refname) {
-                stdin.push_str(&format!("delete {} {}\n", d.refname, d.old));
+        for d in dels {
+            if !changed.contains(&d.refname) && self.repo.refname_to_id(&d.refname).is_ok() {
+                stdin.push_str(&format!("delete {}\n", d.refname));
             }
         }
-        self.git_cli_input(&["update-ref".into(), "--stdin".into()], stdin.as_bytes())?;
+        if !stdin.is_empty() {
+            self.git_cli_input(&["update-ref".into(), "--stdin".into()], stdin.as_bytes())?;
+        }
         Ok(changed)
     }
 
@@ -1156,6 +1207,33 @@ impl Store {
 
     /// Run the git CLI in the cache repository, with credentials in the environment only.
     fn git_cli_full(&self, args: &[String]) -> Result<std::process::Output> {
+        self.git_command(args)
+            .output()
+            .map_err(|e| Error::Remote(format!("cannot run `git` (is it installed?): {e}")))
+    }
+
+    /// [`Store::git_cli_full`] with `input` on stdin.
+    fn git_cli_full_input(&self, args: &[String], input: &[u8]) -> Result<std::process::Output> {
+        let mut child = self
+            .git_command(args)
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Remote(format!("cannot run `git` (is it installed?): {e}")))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let data = input.to_vec();
+        // Write from another thread: git may fill its stdout/stderr pipes before it has
+        // read all of its input.
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::Remote(format!("cannot run `git`: {e}")))?;
+        let _ = writer.join();
+        Ok(out)
+    }
+
+    fn git_command(&self, args: &[String]) -> Command {
         let mut cmd = Command::new(git_program());
         cmd.arg("--git-dir").arg(self.dir.join("repo.git"));
         cmd.args([
@@ -1191,8 +1269,7 @@ impl Store {
                 .env(format!("GIT_CONFIG_KEY_{}", n + 1), "credential.helper")
                 .env(format!("GIT_CONFIG_VALUE_{}", n + 1), "");
         }
-        cmd.output()
-            .map_err(|e| Error::Remote(format!("cannot run `git` (is it installed?): {e}")))
+        cmd
     }
 
     /// Run a local git CLI command in the cache with `input` on its stdin.
