@@ -14,7 +14,7 @@
 #                       largest/smallest
 #   SCALE_RUNS          timed runs per measurement (default 5); the median is reported
 #   SCALE_KEEP_TRAINS   `gc --keep` (default 50)
-#   SCALE_GC_TIMEOUT    seconds one `konductor gc` may run (default 1200). A gc that runs out
+#   SCALE_GC_TIMEOUT    seconds one `konductor gc` may run (default 3600). A gc that runs out
 #                       is stopped; the rest of its work is then done directly on the server
 #                       (emulated), and the table says so. A size whose gc is predicted to
 #                       take longer than this is emulated without running gc: predicted
@@ -51,7 +51,7 @@ fi
 read -r -a SIZES <<<"${SCALE_SIZES:-1000 100000 1000000}"
 RUNS="${SCALE_RUNS:-5}"
 KEEP="${SCALE_KEEP_TRAINS:-50}"
-GC_TIMEOUT="${SCALE_GC_TIMEOUT:-1200}"
+GC_TIMEOUT="${SCALE_GC_TIMEOUT:-3600}"
 CMD_TIMEOUT="${SCALE_CMD_TIMEOUT:-600}"
 SETUP_TIMEOUT="${SCALE_SETUP_TIMEOUT:-900}"
 OUT="${SCALE_OUT:-$root/benches/scale-results.md}"

@@ -186,6 +186,7 @@ fn soak() {
         }
     }
     let mut lost = 0;
+    let mut lost_detail = Vec::new();
     let mut wrong = Vec::new();
     let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
     let mut attempts = 0;
@@ -221,6 +222,14 @@ fn soak() {
                 Some(false)
             } else {
                 lost += 1; // a step that should still be moving
+                let seen_by_konductor = status["steps"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|x| x["name"] == *step))
+                    .cloned()
+                    .unwrap_or_default();
+                lost_detail.push(format!(
+                    "{t} {step}: the CI decided {outcomes:?} (attempts 1..), konductor says {seen_by_konductor}"
+                ));
                 None
             };
             step_ok.insert(step, v);
@@ -254,8 +263,25 @@ fn soak() {
     for w in wrong.iter().take(10) {
         println!("  {w}");
     }
+    for l in lost_detail.iter().take(10) {
+        println!("  lost: {l}");
+    }
     for e in errors.iter().take(5) {
         println!("  tick error: {e}");
+    }
+    if lost > 0 || !wrong.is_empty() || duplicates > 0 {
+        // Keep the evidence: a copy of the server's repository.
+        let keep =
+            std::env::temp_dir().join(format!("konductor-soak-evidence-{}", std::process::id()));
+        let cp = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&env.server.bare)
+            .arg(&keep)
+            .status();
+        println!(
+            "soak: the server's repository is copied to {} ({cp:?})",
+            keep.display()
+        );
     }
     assert_eq!(duplicates, 0);
     assert_eq!(lost, 0);
