@@ -106,27 +106,26 @@ fn read_archived(store: &Store, tip: &str, t: TrainId) -> Result<Option<Archived
 pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<GcReport> {
     // Everything under `release=`: gc is the one command that reads the whole history,
     // straight from the remote's listing (no refs in the cache), in one pass.
-    let mut by_train: BTreeMap<TrainId, Vec<String>> = BTreeMap::new();
     let mut records_of: BTreeMap<TrainId, Vec<TagRecord>> = BTreeMap::new();
     let mut oid_of: HashMap<String, String> = HashMap::new();
     for (r, oid) in store.remote_tag_records("release=")? {
         if let Ok(Some(tag)) = Tag::parse_any(&r.name) {
             oid_of.insert(format!("refs/tags/{}", r.name), oid);
-            by_train
-                .entry(tag.train())
-                .or_default()
-                .push(r.name.clone());
             records_of.entry(tag.train()).or_default().push(r);
         }
     }
+    let has_train_tag = |t: &TrainId| {
+        let name = Tag::Train(*t).to_string();
+        records_of[t].iter().any(|r| r.name == name)
+    };
     let signed = store.requires_signatures();
     // Graphs are read once per commit.
     let mut graphs: BTreeMap<String, Sdd> = BTreeMap::new();
     let mut report = GcReport::default();
     let mut finished: Vec<(TrainId, TrainState)> = Vec::new();
     let mut orphans: Vec<TrainId> = Vec::new();
-    for (t, names) in &by_train {
-        if !names.iter().any(|n| *n == Tag::Train(*t).to_string()) {
+    for t in records_of.keys() {
+        if !has_train_tag(t) {
             orphans.push(*t);
             continue;
         }
@@ -186,8 +185,8 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         report.finished_interrupted = orphan_done.iter().map(|t| t.to_string()).collect();
         report.deleted_tags = old
             .iter()
-            .map(|(t, _)| by_train[t].len())
-            .chain(orphan_done.iter().map(|t| by_train[t].len()))
+            .map(|(t, _)| records_of[t].len())
+            .chain(orphan_done.iter().map(|t| records_of[t].len()))
             .sum();
         return Ok(report);
     }
@@ -269,7 +268,7 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         .collect();
     let train_refs: Vec<String> = doomed
         .iter()
-        .filter(|t| by_train[t].contains(&Tag::Train(**t).to_string()))
+        .filter(|t| has_train_tag(t))
         .map(|t| format!("refs/tags/{}", Tag::Train(*t)))
         .collect();
     let del = |refs: &[String]| -> Vec<Delete> {
@@ -287,10 +286,10 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         .iter()
         .flat_map(|t| {
             let train_tag = Tag::Train(*t).to_string();
-            by_train[t]
+            records_of[t]
                 .iter()
-                .filter(move |n| **n != train_tag)
-                .map(|n| format!("refs/tags/{n}"))
+                .filter(move |r| r.name != train_tag)
+                .map(|r| format!("refs/tags/{}", r.name))
         })
         .collect();
     changed.extend(store.push_delete(&del(&others))?);

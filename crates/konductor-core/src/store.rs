@@ -1274,35 +1274,19 @@ impl Store {
 
     /// Run a local git CLI command in the cache with `input` on its stdin.
     fn git_cli_input(&self, args: &[String], input: &[u8]) -> Result<()> {
-        let mut child = Command::new(git_program())
-            .arg("--git-dir")
-            .arg(self.dir.join("repo.git"))
-            .args(args)
-            .env("LC_ALL", "C")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::Remote(format!("cannot run `git` (is it installed?): {e}")))?;
-        if let Some(mut i) = child.stdin.take() {
-            let _ = i.write_all(input);
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::Remote(format!("cannot run `git`: {e}")))?;
+        let out = self.git_cli_full_input(args, input)?;
         if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::Io {
-                what: format!(
-                    "cannot update the cache `{}`: git {}: {}",
-                    self.dir.display(),
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                source: std::io::Error::other("git failed"),
-            })
+            return Ok(());
         }
+        Err(Error::Io {
+            what: format!(
+                "cannot update the cache `{}`: git {}: {}",
+                self.dir.display(),
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            source: std::io::Error::other("git failed"),
+        })
     }
 
     /// Run the git CLI; a failure becomes a remote or authentication error.
