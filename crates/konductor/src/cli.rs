@@ -146,26 +146,10 @@ pub fn finish(prog: &str, result: anyhow::Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            if let Some(io) = e.downcast_ref::<std::io::Error>() {
-                if io.kind() == std::io::ErrorKind::BrokenPipe {
-                    return exit_codes::OK;
-                }
+            let code = exit_codes::for_error(e.chain());
+            if code == exit_codes::OK {
+                return code; // a broken pipe: the reader went away
             }
-            let code = e
-                .chain()
-                .find_map(|c| {
-                    if let Some(e) = c.downcast_ref::<Error>() {
-                        Some(e.exit_code())
-                    } else if c.is::<konductor_core::sdd::SddError>()
-                        || c.is::<konductor_core::tag::TagError>()
-                        || c.is::<clap::Error>()
-                    {
-                        Some(exit_codes::BAD_INPUT)
-                    } else {
-                        None
-                    }
-                })
-                .unwrap_or(exit_codes::INTERNAL);
             eprintln!("{prog}: error: {e:#}");
             code
         }
