@@ -44,15 +44,13 @@ work="$(mktemp -d "$tmp0/konductor-bench.XXXXXX")"
 log="$work/bench.log"
 srv="$work/srv"
 mkdir -p "$srv" "$work/tmp" "$work/empty"
-daemon_pid=""
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
 failed=0
 
 cleanup() {
   local rc=$?
-  if [[ -n "$daemon_pid" ]]; then
-    kill "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
+  stop_daemon
   if ((failed)) || ((rc != 0)); then
     cp "$log" "$tmp0/konductor-bench-$$.log" 2>/dev/null &&
       echo "benches/run.sh: some steps failed; log kept at $tmp0/konductor-bench-$$.log" >&2
@@ -152,35 +150,6 @@ human() { awk -v n="$1" 'BEGIN { if (n >= 1000 && n % 1000 == 0) printf "%dk", n
 fmt_ms() { [[ "$1" == fail || "$1" == n/a ]] && echo "$1" || echo "$1 ms"; }
 
 # ---------------------------------------------------------------------------------------
-# A git daemon on a free loopback port serves every bare repository under $srv.
-port=""
-start_daemon() {
-  local try p
-  for try in 1 2 3 4 5 6 7 8; do
-    p=$((20000 + (RANDOM * 7 + try * 131) % 30000))
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi # in use
-    "$(git --exec-path)/git-daemon" --reuseaddr --listen=127.0.0.1 --port="$p" \
-      --base-path="$srv" --export-all --enable=receive-pack --informative-errors \
-      >>"$log" 2>&1 &
-    daemon_pid=$!
-    local i
-    for ((i = 0; i < 50; i++)); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        port="$p"
-        say "git daemon on 127.0.0.1:$port (pid $daemon_pid)"
-        return 0
-      fi
-      kill -0 "$daemon_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-    daemon_pid=""
-  done
-  echo "benches/run.sh: cannot start git daemon" >&2
-  return 1
-}
-
 new_bare() { # new_bare DIR: a bare repository configured like a git host
   git init -q --bare "$1"
   git -C "$1" symbolic-ref HEAD refs/heads/main

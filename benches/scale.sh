@@ -67,13 +67,11 @@ work="$(mktemp -d "$tmp0/konductor-scale.XXXXXX")"
 log="$work/scale.log"
 srv="$work/srv"
 mkdir -p "$srv" "$work/tmp"
-daemon_pid=""
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
 
 cleanup() {
-  if [[ -n "$daemon_pid" ]]; then
-    kill "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
+  stop_daemon
   if [[ -n "${SCALE_KEEP:-}" ]]; then
     echo "benches/scale.sh: work directory kept: $work" >&2
   else
@@ -123,34 +121,6 @@ excerpt() { # excerpt FILE: the first lines of a command's output, for the notes
 }
 
 # ---------------------------------------------------------------------------------------
-# A git daemon on a free loopback port serves every bare repository under $srv.
-port=""
-start_daemon() {
-  local try p i
-  for try in 1 2 3 4 5 6 7 8 9 10; do
-    p=$((20000 + (RANDOM * 7 + try * 131) % 30000))
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi # in use
-    "$(git --exec-path)/git-daemon" --reuseaddr --listen=127.0.0.1 --port="$p" \
-      --base-path="$srv" --export-all --enable=receive-pack --informative-errors \
-      >>"$log" 2>&1 &
-    daemon_pid=$!
-    for ((i = 0; i < 50; i++)); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        port="$p"
-        say "git daemon on 127.0.0.1:$port (pid $daemon_pid)"
-        return 0
-      fi
-      kill -0 "$daemon_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-    daemon_pid=""
-  done
-  echo "benches/scale.sh: cannot start git daemon" >&2
-  return 1
-}
-
 # The graph of every train: one leaf and a virtual target. The long trigger timeout keeps
 # the live train's unreported trigger from being re-triggered while a big size runs.
 SDD_YAML='# benches/scale.sh: one leaf, one virtual target
