@@ -157,13 +157,7 @@ impl Env {
     }
 
     pub fn step_state(&self, train: &str, step: &str) -> String {
-        let s = self.status(train);
-        s["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["name"] == step)
-            .unwrap_or_else(|| panic!("no step {step} in {s}"))["state"]
+        step_of(&self.status(train), step)["state"]
             .as_str()
             .unwrap()
             .to_string()
@@ -182,3 +176,11 @@ impl Env {
 
 /// The kinds every train-loop scenario runs against.
 pub const ALL_KINDS: [Kind; 3] = [Kind::Bare, Kind::Daemon, Kind::Http];
+
+/// One step of a `status --json` train.
+pub fn step_of<'a>(status: &'a Value, step: &str) -> &'a Value {
+    status["steps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == step))
+        .unwrap_or_else(|| panic!("no step {step} in {status}"))
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::Env;
+use crate::harness::{step_of, Env, Out};
 use crate::support::servers::Kind;
 
 const SDD: &str = "a: []\ngate: {needs: [a], manual: true, approvers: [te@example.com]}\nb: [gate]\ndone: {needs: [b], virtual: true}\n";
@@ -25,6 +25,16 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     )
 }
 
+/// Run `bin` signing with `key` and trusting only `allowed`.
+fn signed(env: &Env, key: &Path, allowed: &Path, bin: &str, args: &[&str]) -> Out {
+    env.run_cmd(
+        env.cmd(bin)
+            .env("KONDUCTOR_SIGNING_KEY", key)
+            .env("KONDUCTOR_ALLOWED_SIGNERS", allowed)
+            .args(args),
+    )
+}
+
 #[test]
 fn only_tags_signed_by_allowed_signers_move_a_train() {
     let env = Env::new(Kind::Daemon, SDD);
@@ -42,14 +52,7 @@ fn only_tags_signed_by_allowed_signers_move_a_train() {
         ),
     )
     .unwrap();
-    let run = |bin: &str, key: &Path, args: &[&str]| {
-        env.run_cmd(
-            env.cmd(bin)
-                .env("KONDUCTOR_SIGNING_KEY", key)
-                .env("KONDUCTOR_ALLOWED_SIGNERS", &allowed)
-                .args(args),
-        )
-    };
+    let run = |bin: &str, key: &Path, args: &[&str]| signed(&env, key, &allowed, bin, args);
     let t = run("konductor", &bot, &["start", "--sha", &env.sha])
         .ok()
         .trim()
@@ -87,14 +90,7 @@ fn only_tags_signed_by_allowed_signers_move_a_train() {
     let s: serde_json::Value =
         serde_json::from_str(&run("konductor", &bot, &["status", "--train", &t, "--json"]).ok())
             .unwrap();
-    let a = s["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == "a")
-        .unwrap()
-        .clone();
-    assert_eq!(a["state"], "triggered", "{s}");
+    assert_eq!(step_of(&s, "a")["state"], "triggered", "{s}");
     assert!(
         s["warnings"].as_array().unwrap().iter().any(|w| w
             .as_str()
@@ -211,4 +207,62 @@ fn only_tags_signed_by_allowed_signers_move_a_train() {
             .unwrap()["state"],
         "success"
     );
+}
+
+/// Revoking a key takes effect at once: a verification remembered in the cache is only
+/// reused with the same allowed-signers file.
+#[test]
+fn a_revoked_key_stops_counting_on_a_warm_cache() {
+    let env = Env::new(Kind::Bare, "a: []\ndone: {needs: [a], virtual: true}\n");
+    let keys = env.root.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (bot, bot_pub) = keygen(&keys, "bot");
+    let (ci, ci_pub) = keygen(&keys, "ci");
+    let allowed = keys.join("allowed_signers");
+    let trust = |ci_too: bool| {
+        let mut s = format!("konductor@example.com {bot_pub}\n");
+        if ci_too {
+            s.push_str(&format!("ci@example.com {ci_pub}\n"));
+        }
+        std::fs::write(&allowed, s).unwrap();
+    };
+    let run = |key: &Path, bin: &str, args: &[&str]| signed(&env, key, &allowed, bin, args);
+    let step_a = || {
+        let s: serde_json::Value = serde_json::from_str(
+            &run(&bot, "konductor", &["status", "--train", "1.0", "--json"]).ok(),
+        )
+        .unwrap();
+        (
+            step_of(&s, "a")["state"].as_str().unwrap().to_string(),
+            s["warnings"].to_string(),
+        )
+    };
+    trust(true);
+    run(&bot, "konductor", &["start", "--sha", &env.sha]).ok();
+    run(&bot, "konductor", &["tick"]).ok();
+    run(
+        &ci,
+        "locomotive",
+        &[
+            "set-step-state",
+            "--state-name",
+            "success",
+            "--triggering-tag",
+            "release=1.0=a.1",
+        ],
+    )
+    .ok();
+    assert_eq!(step_a().0, "success", "the CI's key is trusted");
+    trust(false);
+    let (state, warnings) = step_a();
+    assert_eq!(
+        state, "triggered",
+        "the revoked key's report no longer counts"
+    );
+    assert!(
+        warnings.contains("ignored `release=1.0=a.1=success`"),
+        "{warnings}"
+    );
+    trust(true);
+    assert_eq!(step_a().0, "success", "trusted again");
 }

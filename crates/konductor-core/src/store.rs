@@ -309,6 +309,8 @@ pub struct Store {
     temporary: bool,
     signing_key: Option<PathBuf>,
     allowed_signers: Option<PathBuf>,
+    /// Where verifications against the current allowed-signers content are remembered.
+    verified_dir: Option<PathBuf>,
     _lock: Option<File>,
 }
 
@@ -394,6 +396,7 @@ impl Store {
             temporary,
             signing_key: None,
             allowed_signers: None,
+            verified_dir: None,
             _lock: Some(lock),
         })
     }
@@ -412,6 +415,21 @@ impl Store {
                 }
             }
         }
+        // Verifications are remembered per allowed-signers content: revoking a key (or
+        // changing its validity) takes effect at once, even on a warm cache.
+        self.verified_dir = match &allowed {
+            Some(p) => {
+                let content = fs::read(p).map_err(|e| Error::Io {
+                    what: format!("cannot read allowed signers file `{}`", p.display()),
+                    source: e,
+                })?;
+                let id = Oid::hash_object(git2::ObjectType::Blob, &content).map_err(|e| {
+                    Error::Remote(format!("cannot hash `{}`: {}", p.display(), e.message()))
+                })?;
+                Some(self.dir.join("verified").join(id.to_string()))
+            }
+            None => None,
+        };
         self.signing_key = key;
         self.allowed_signers = allowed;
         Ok(())
@@ -422,11 +440,17 @@ impl Store {
         self.allowed_signers.is_some()
     }
 
-    /// The verified signer of a tag object, cached by object id (tags are immutable).
+    /// The verified signer of a tag object, cached by object id (tags are immutable) under
+    /// the allowed-signers file's content.
     fn verify_cached(&self, oid: Oid, allowed: &Path) -> std::result::Result<String, String> {
-        let dir = self.dir.join("verified");
-        let f = dir.join(oid.to_string());
-        if let Ok(v) = fs::read_to_string(&f) {
+        let cached = self
+            .verified_dir
+            .as_ref()
+            .map(|d| (d, d.join(oid.to_string())));
+        if let Some(v) = cached
+            .as_ref()
+            .and_then(|(_, f)| fs::read_to_string(f).ok())
+        {
             if let Some(principal) = v.strip_prefix("ok ") {
                 return Ok(principal.trim().to_string());
             }
@@ -441,8 +465,10 @@ impl Store {
         };
         match crate::sign::verify_tag_object(&raw, allowed) {
             Ok(p) => {
-                let _ = fs::create_dir_all(&dir);
-                let _ = fs::write(&f, format!("ok {p}\n"));
+                if let Some((dir, f)) = &cached {
+                    let _ = fs::create_dir_all(dir);
+                    let _ = fs::write(f, format!("ok {p}\n"));
+                }
                 Ok(p)
             }
             // Failures are not cached: the allowed signers file may change.
