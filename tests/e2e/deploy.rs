@@ -2,19 +2,11 @@
 
 use std::thread;
 
-use crate::harness::{Env, SMALL_SDD};
+use crate::harness::{publish_args, Env, SMALL_SDD};
 use crate::support::servers::Kind;
 
 fn publish(env: &Env, dir: &std::path::Path, tag: &str, trigger: &str) -> crate::harness::Out {
-    env.l(&[
-        "publish-manifests",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--tag",
-        tag,
-        "--triggering-tag",
-        trigger,
-    ])
+    env.l(&publish_args(dir, tag, trigger))
 }
 
 #[test]

@@ -184,3 +184,16 @@ pub fn step_of<'a>(status: &'a Value, step: &str) -> &'a Value {
         .and_then(|a| a.iter().find(|x| x["name"] == step))
         .unwrap_or_else(|| panic!("no step {step} in {status}"))
 }
+
+/// The arguments of `locomotive publish-manifests`.
+pub fn publish_args<'a>(dir: &'a std::path::Path, tag: &'a str, trigger: &'a str) -> [&'a str; 7] {
+    [
+        "publish-manifests",
+        "--dir",
+        dir.to_str().expect("a UTF-8 path"),
+        "--tag",
+        tag,
+        "--triggering-tag",
+        trigger,
+    ]
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{step_of, Env, Out};
+use crate::harness::{publish_args, step_of, Env, Out};
 use crate::support::servers::Kind;
 
 const SDD: &str = "a: []\ngate: {needs: [a], manual: true, approvers: [te@example.com]}\nb: [gate]\ndone: {needs: [b], virtual: true}\n";
@@ -265,4 +265,55 @@ fn a_revoked_key_stops_counting_on_a_warm_cache() {
     );
     trust(true);
     assert_eq!(step_a().0, "success", "trusted again");
+}
+
+/// With verification on, `publish-manifests` moves a deploy tag only for a trigger that an
+/// allowed signer signed.
+#[test]
+fn a_deploy_needs_a_signed_trigger() {
+    let env = Env::new(Kind::Bare, "a: []\ndone: {needs: [a], virtual: true}\n");
+    let keys = env.root.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (bot, bot_pub) = keygen(&keys, "bot");
+    let allowed = keys.join("allowed_signers");
+    std::fs::write(&allowed, format!("konductor@example.com {bot_pub}\n")).unwrap();
+    let dir = env.root.path().join("manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("deploy.yaml"), "replicas: 1\n").unwrap();
+    let deploy = |trigger: &str| {
+        signed(
+            &env,
+            &bot,
+            &allowed,
+            "locomotive",
+            &publish_args(&dir, "staging-k8s", trigger),
+        )
+    };
+    // Train 1 is the bot's, signed; train 2 was opened and ticked without a key.
+    signed(
+        &env,
+        &bot,
+        &allowed,
+        "konductor",
+        &["start", "--sha", &env.sha],
+    )
+    .ok();
+    signed(
+        &env,
+        &bot,
+        &allowed,
+        "konductor",
+        &["tick", "--train", "1.0"],
+    )
+    .ok();
+    env.k(&["start", "--sha", &env.sha]).ok();
+    env.k(&["tick", "--train", "2.0"]).ok();
+    assert!(deploy("release=1.0=a.1").ok().starts_with("staging-k8s: "));
+    let before = env.server.git(&["rev-parse", "staging-k8s"]);
+    deploy("release=2.0=a.1").fails(2, "`release=2.0=a.1` is not signed by an allowed signer");
+    assert_eq!(
+        env.server.git(&["rev-parse", "staging-k8s"]),
+        before,
+        "the deploy tag did not move"
+    );
 }

@@ -1,6 +1,6 @@
 //! The heart of the product on each kind of server: start, tick, report, status.
 
-use crate::harness::{Env, ALL_KINDS, SMALL_SDD};
+use crate::harness::{publish_args, Env, ALL_KINDS, SMALL_SDD};
 use crate::support::servers::Kind;
 
 fn train_loop(kind: Kind) {
@@ -329,16 +329,8 @@ fn regression_pushes_work_from_a_shallow_cache_when_the_train_commit_has_history
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..3 {
             std::fs::write(dir.join("x.yaml"), format!("{i}\n")).unwrap();
-            env.l(&[
-                "publish-manifests",
-                "--dir",
-                dir.to_str().unwrap(),
-                "--tag",
-                "staging-k8s",
-                "--triggering-tag",
-                "release=1.0=a.1",
-            ])
-            .ok();
+            env.l(&publish_args(&dir, "staging-k8s", "release=1.0=a.1"))
+                .ok();
         }
     }
 }

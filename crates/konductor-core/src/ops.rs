@@ -519,12 +519,7 @@ pub fn set_step_state(
             store.remote().url
         ))
     })?;
-    if store.requires_signatures() && record.signer.is_none() {
-        return Err(Error::input(format!(
-            "triggering tag `{trig_name}` is not signed by an allowed signer ({}); refusing to report for it",
-            record.signature_error.as_deref().unwrap_or("unsigned")
-        )));
-    }
+    require_trusted_trigger(store, &record, "report for it")?;
     if let Some(sha) = &opts.sha {
         let sha = sha.trim();
         if sha.is_empty() || !record.commit.starts_with(&sha.to_ascii_lowercase()) || sha.len() < 7
@@ -625,6 +620,19 @@ pub fn set_step_state(
         outcome: outcome.into(),
         train: trig.train.to_string(),
     })
+}
+
+/// With verification on, refuse a trigger no allowed signer signed: a job must not act on
+/// a forged request.
+fn require_trusted_trigger(store: &Store, record: &TagRecord, refusing_to: &str) -> Result<()> {
+    if store.requires_signatures() && record.signer.is_none() {
+        return Err(Error::input(format!(
+            "triggering tag `{}` is not signed by an allowed signer ({}); refusing to {refusing_to}",
+            record.name,
+            record.signature_error.as_deref().unwrap_or("unsigned")
+        )));
+    }
+    Ok(())
 }
 
 /// `konductor unblock`: attest a manual gate.
@@ -853,6 +861,13 @@ pub fn publish_manifests(
         }
     };
     let trig_name = trig.tag().to_string();
+    if store.requires_signatures() {
+        // Only a trigger a listed key signed may move a deploy tag.
+        store.refresh(std::slice::from_ref(&trig_name))?;
+        if let Some(record) = store.tag_record(&trig_name) {
+            require_trusted_trigger(store, &record, "deploy for it")?;
+        }
+    }
     // Read the trigger's commit from the advertisement: the deploy commit does not need the
     // train's objects, only its id for the message.
     let refs = store.ls_remote()?;
