@@ -229,6 +229,13 @@ fn soak() {
             // docs/sdd.md, `trigger_timeout`: when the latest attempt and the 3 before it
             // were all never answered, the step fails ("no CI picked up 4 triggers").
             let unanswered = outcomes.iter().rev().take_while(|o| o.is_none()).count();
+            // konductor's view of the step.
+            let shown_json = status["steps"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["name"] == *step))
+                .cloned()
+                .unwrap_or_default();
+            let mut is_lost = false;
             let v = if !deps_ok {
                 if !outcomes.is_empty() {
                     wrong.push(format!("{t}: {step} ran before its needs succeeded"));
@@ -243,16 +250,31 @@ fn soak() {
                 Some(false)
             } else {
                 lost += 1; // a step that should still be moving
-                let seen_by_konductor = status["steps"]
-                    .as_array()
-                    .and_then(|a| a.iter().find(|x| x["name"] == *step))
-                    .cloned()
-                    .unwrap_or_default();
+                is_lost = true;
                 lost_detail.push(format!(
-                    "{t} {step}: the CI decided {outcomes:?} (attempts 1..), konductor says {seen_by_konductor}"
+                    "{t} {step}: the CI decided {outcomes:?} (attempts 1..), konductor says {shown_json}"
                 ));
                 None
             };
+            // Per step, konductor must agree with the model, and say why it gave up.
+            let shown = (
+                shown_json["state"].as_str().unwrap_or("?"),
+                shown_json["reason"].as_str().unwrap_or(""),
+            );
+            let agrees = match v {
+                Some(true) => shown.0 == "success",
+                Some(false) if unanswered >= UNANSWERED_GIVE_UP && failures <= retries => {
+                    shown.0 == "failure" && shown.1.contains("no CI picked up")
+                }
+                Some(false) => shown.0 == "failure",
+                None => !matches!(shown.0, "success" | "failure"),
+            };
+            if !agrees && !is_lost {
+                wrong.push(format!(
+                    "{t} {step}: the CI decided {outcomes:?}, konductor says {} ({})",
+                    shown.0, shown.1
+                ));
+            }
             step_ok.insert(step, v);
         }
         let want = if step_ok.values().all(|v| *v == Some(true)) {
@@ -282,7 +304,10 @@ fn soak() {
         "soak: steps failed after {UNANSWERED_GIVE_UP} unanswered triggers in a row: {gave_up}"
     );
     println!("soak: lost steps: {lost}");
-    println!("soak: trains in a wrong final state: {}", wrong.len());
+    println!(
+        "soak: trains or steps in a wrong final state: {}",
+        wrong.len()
+    );
     println!("soak: tick errors: {}", errors.len());
     for w in wrong.iter().take(10) {
         println!("  {w}");
