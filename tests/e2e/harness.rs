@@ -74,6 +74,13 @@ impl Env {
         let sha = commit_files(&server, files, "first");
         let home = root.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
+        if let Some(client) = server.ssh_client() {
+            // Where libgit2 looks ($HOME/.ssh); the git CLI gets GIT_SSH_COMMAND (see cmd).
+            let ssh = home.join(".ssh");
+            std::fs::create_dir_all(&ssh).unwrap();
+            std::fs::copy(&client.key, ssh.join("id_ed25519")).unwrap();
+            std::fs::write(ssh.join("known_hosts"), format!("{}\n", client.known_host)).unwrap();
+        }
         let cache = root.path().join("cache");
         Env {
             server,
@@ -96,7 +103,20 @@ impl Env {
             c.env("KONDUCTOR_USERNAME", HTTP_USER)
                 .env("KONDUCTOR_TOKEN", HTTP_PASS);
         }
+        if self.server.kind == Kind::Ssh {
+            c.env("GIT_SSH_COMMAND", self.ssh_command());
+        }
         c
+    }
+
+    /// For ssh: the OpenSSH client, with this env's key and `known_hosts`, non-interactive.
+    pub fn ssh_command(&self) -> String {
+        let ssh = self.home.join(".ssh");
+        format!(
+            "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o BatchMode=yes",
+            ssh.join("id_ed25519").display(),
+            ssh.join("known_hosts").display()
+        )
     }
 
     pub fn run(&self, bin: &str, args: &[&str]) -> Out {
@@ -175,7 +195,7 @@ impl Env {
 }
 
 /// The kinds every train-loop scenario runs against.
-pub const ALL_KINDS: [Kind; 3] = [Kind::Bare, Kind::Daemon, Kind::Http];
+pub const ALL_KINDS: [Kind; 4] = [Kind::Bare, Kind::Daemon, Kind::Http, Kind::Ssh];
 
 /// One step of a `status --json` train.
 pub fn step_of<'a>(status: &'a Value, step: &str) -> &'a Value {

@@ -118,6 +118,11 @@ fn train_loop_on_smart_http_with_basic_auth() {
 }
 
 #[test]
+fn train_loop_on_ssh() {
+    train_loop(Kind::Ssh);
+}
+
+#[test]
 fn locomotive_refuses_bad_reports_and_repeats_are_no_ops() {
     for kind in ALL_KINDS {
         let env = Env::new(kind, SMALL_SDD);
@@ -279,6 +284,69 @@ fn wrong_password_fails_cleanly_and_never_prints_it() {
     assert!(!out.stderr.contains(secret), "{out:?}");
     // Nothing was written.
     assert!(env.tags("1.0").is_empty());
+}
+
+/// ssh: a key the server does not accept is exit 4 and an unknown host key exit 3, each
+/// with what to check, on the read path (libgit2) and the push path (the git CLI); nothing
+/// is written.
+#[test]
+fn ssh_rejected_key_and_unknown_host_key_fail_cleanly() {
+    let env = Env::new(Kind::Ssh, SMALL_SDD);
+    let ssh = env.home.join(".ssh");
+    let stranger = env.root.path().join("stranger");
+    assert!(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap()
+        .success());
+    let good_key = std::fs::read(ssh.join("id_ed25519")).unwrap();
+    let known = std::fs::read(ssh.join("known_hosts")).unwrap();
+    let start = ["start", "--sha", env.sha.as_str()];
+    let key_hint = "check that the SSH key in use is one the server accepts";
+    let host_hint = "ssh-keyscan";
+
+    // Reads (libgit2, $HOME/.ssh): a stranger's key, then an unknown host.
+    std::fs::copy(&stranger, ssh.join("id_ed25519")).unwrap();
+    env.k(&["status"]).fails(4, key_hint);
+    std::fs::write(ssh.join("id_ed25519"), &good_key).unwrap();
+    std::fs::write(ssh.join("known_hosts"), "").unwrap();
+    let out = env.k(&["status"]).fails(3, host_hint);
+    assert!(
+        out.stderr.contains(&env.server.url),
+        "names the remote: {out:?}"
+    );
+    std::fs::write(ssh.join("known_hosts"), &known).unwrap();
+
+    // Pushes (the git CLI, GIT_SSH_COMMAND): reads work, the push is refused.
+    let cli_stranger = env.ssh_command().replace(
+        &ssh.join("id_ed25519").display().to_string(),
+        &stranger.display().to_string(),
+    );
+    env.run_cmd(
+        env.cmd("konductor")
+            .env("GIT_SSH_COMMAND", &cli_stranger)
+            .args(start),
+    )
+    .fails(4, key_hint);
+    let cli_unknown_host = format!(
+        "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null \
+         -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes",
+        ssh.join("id_ed25519").display()
+    );
+    env.run_cmd(
+        env.cmd("konductor")
+            .env("GIT_SSH_COMMAND", &cli_unknown_host)
+            .args(start),
+    )
+    .fails(3, host_hint);
+    assert!(
+        env.server.tags().iter().all(|t| !t.starts_with("release=")),
+        "nothing written"
+    );
+
+    // With the right key and host, the same command works.
+    assert_eq!(env.k(&start).ok().trim(), "1.0");
 }
 
 #[test]

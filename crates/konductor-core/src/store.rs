@@ -122,6 +122,12 @@ impl Remote {
         })
     }
 
+    /// Whether git reaches this remote over ssh (`ssh://` or scp-like `host:path`).
+    pub fn is_ssh(&self) -> bool {
+        let lower = self.url.to_ascii_lowercase();
+        lower.starts_with("ssh://") || (!lower.contains("://") && !self.is_local())
+    }
+
     /// Whether this remote is on the local file system.
     pub fn is_local(&self) -> bool {
         self.url.starts_with('/') || self.url.starts_with("file://")
@@ -943,13 +949,12 @@ impl Store {
         use crate::wire::WireError as W;
         let url = &self.remote.url;
         match e {
-            W::Auth(m) => Error::Auth(format!(
-                "`{url}` rejected the credentials ({m}); set `KONDUCTOR_TOKEN` or configure a git credential helper"
-            )),
+            W::Auth(m) => self.auth_err(&m),
             W::Rejected(m) => Error::Remote(format!("`{url}` refused to delete: {m}")),
-            W::Remote(m) | W::Unsupported(m) => {
-                Error::Remote(format!("cannot push to `{url}`: {}", self.remote.redact(&m)))
-            }
+            W::Remote(m) | W::Unsupported(m) => Error::Remote(format!(
+                "cannot push to `{url}`: {}",
+                self.remote.redact(&m)
+            )),
         }
     }
 
@@ -1344,7 +1349,6 @@ impl Store {
             })
             .collect::<Vec<_>>()
             .join("; ");
-        let url = &self.remote.url;
         let lower = detail.to_ascii_lowercase();
         if lower.contains("authentication failed")
             || lower.contains("could not read username")
@@ -1354,9 +1358,9 @@ impl Store {
             || lower.contains("the requested url returned error: 403")
             || lower.contains("permission denied (publickey")
         {
-            return Error::Auth(format!("`{url}` rejected the credentials ({detail}); set `KONDUCTOR_TOKEN` or configure a git credential helper"));
+            return self.auth_err(&detail);
         }
-        Error::Remote(format!("{what} `{url}`: {detail}"))
+        self.remote_err(what, &detail)
     }
 
     /// Push one refspec with the git CLI (see [`Store::push_tag_create`] for why the CLI).
@@ -1385,17 +1389,47 @@ impl Store {
     }
 
     fn net_err(&self, what: &str, e: git2::Error, auth: &AuthState) -> Error {
-        let url = &self.remote.url;
         let msg = self.remote.redact(e.message());
         if auth.rejected()
             || e.code() == ErrorCode::Auth
             || (e.class() == ErrorClass::Http && msg.contains("401"))
         {
-            return Error::Auth(format!(
-                "`{url}` rejected the credentials ({msg}); set `KONDUCTOR_TOKEN` or configure a git credential helper"
+            return self.auth_err(&msg);
+        }
+        self.remote_err(what, &msg)
+    }
+
+    /// The remote rejected the credentials (`detail` is already redacted), with what to
+    /// check for this kind of remote.
+    fn auth_err(&self, detail: &str) -> Error {
+        let hint = if self.remote.is_ssh() {
+            "check that the SSH key in use is one the server accepts: the ssh agent \
+             (`SSH_AUTH_SOCK`), else `~/.ssh/id_ed25519`, `id_ecdsa` or `id_rsa` (pushes use \
+             `ssh`, so `GIT_SSH_COMMAND` and `~/.ssh/config` apply to them too)"
+        } else {
+            "set `KONDUCTOR_TOKEN` or configure a git credential helper"
+        };
+        Error::Auth(format!(
+            "`{}` rejected the credentials ({detail}); {hint}",
+            self.remote.url
+        ))
+    }
+
+    /// Any other remote failure (`detail` is already redacted); an unknown SSH host key
+    /// says how to trust it.
+    fn remote_err(&self, what: &str, detail: &str) -> Error {
+        let url = &self.remote.url;
+        let lower = detail.to_ascii_lowercase();
+        if self.remote.is_ssh()
+            && (lower.contains("hostkey") || lower.contains("host key verification failed"))
+        {
+            return Error::Remote(format!(
+                "{what} `{url}`: {detail}; the server's SSH host key is not in \
+                 `~/.ssh/known_hosts`: add it after checking its fingerprint (for example \
+                 `ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts`)"
             ));
         }
-        Error::Remote(format!("{what} `{url}`: {msg}"))
+        Error::Remote(format!("{what} `{url}`: {detail}"))
     }
 
     /// Write a small file in the cache directory (e.g. derived state), atomically.
@@ -1620,6 +1654,21 @@ mod tests {
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn knows_which_remotes_are_ssh() {
+        for (spec, ssh) in [
+            ("ssh://git@example.com/org/repo.git", true),
+            ("SSH://git@example.com:2222/org/repo.git", true),
+            ("git@github.com:org/repo.git", true),
+            ("https://example.com/org/repo.git", false),
+            ("git://example.com/repo.git", false),
+            ("file:///srv/repo.git", false),
+            ("/", false),
+        ] {
+            assert_eq!(Remote::parse(spec).unwrap().is_ssh(), ssh, "{spec}");
+        }
     }
 
     #[test]

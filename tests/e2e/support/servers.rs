@@ -5,6 +5,7 @@
 //! - [`Kind::Bare`]: the bare repository's absolute path, used directly as the remote URL.
 //! - [`Kind::Daemon`]: `git daemon` (`git://`) with anonymous pushes enabled.
 //! - [`Kind::Http`]: `git http-backend` behind lighttpd (smart HTTP), guarded by basic auth.
+//! - [`Kind::Ssh`]: OpenSSH's `sshd` with one authorized key ([`GitServer::ssh_client`]).
 //!
 //! Every bare repository is configured like a GitHub repository with a tag ruleset:
 //! partial fetches and fetches by sha are allowed, push options are not advertised, and an
@@ -82,6 +83,17 @@ pub enum Kind {
     Daemon,
     /// `git http-backend` behind lighttpd on a loopback port (`http://`), basic auth required.
     Http,
+    /// `sshd` on a loopback port (`ssh://`), public-key auth with the server's client key.
+    Ssh,
+}
+
+/// What a client needs to reach a [`Kind::Ssh`] server: the authorized private key and the
+/// server's host key line for `known_hosts`.
+pub struct SshClient {
+    /// The private key the server accepts.
+    pub key: PathBuf,
+    /// `[127.0.0.1]:PORT ssh-ed25519 AAAA…`
+    pub known_host: String,
 }
 
 /// A bare repository and, for [`Kind::Daemon`] and [`Kind::Http`], the server process in
@@ -210,12 +222,89 @@ impl GitServer {
         }
     }
 
+    /// OpenSSH's `sshd` on a free loopback port: public-key auth only, for the user running
+    /// the tests, with the key of [`GitServer::ssh_client`];
+    /// `url` is `ssh://USER@127.0.0.1:PORT/ROOT/NAME.git`.
+    pub fn ssh(root: &Path, name: &str) -> GitServer {
+        let (bare, state) = create_bare(root, name);
+        let dir = state.path();
+        let keygen = |file: &str| {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", file, "-f"])
+                .arg(dir.join(file)));
+        };
+        keygen("host_key");
+        keygen("client_key");
+        fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys"))
+            .expect("write authorized_keys");
+        // sshd started as root needs its privilege separation directory.
+        if is_root() {
+            fs::create_dir_all("/run/sshd").expect("create /run/sshd");
+        }
+        let conf = dir.join("sshd_config");
+        let output_log = dir.join("sshd.log");
+        let program = sshd();
+        let (launch, child) = start_on_free_port(dir, |port| {
+            let text = format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\n\
+                 AuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
+                 AllowTcpForwarding no\nX11Forwarding no\nAcceptEnv GIT_PROTOCOL\n\
+                 SetEnv GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1\nLogLevel ERROR\n",
+                hk = path_str(&dir.join("host_key")),
+                pid = path_str(&dir.join("sshd.pid")),
+                ak = path_str(&dir.join("authorized_keys")),
+            );
+            fs::write(&conf, text).expect("write sshd_config");
+            Launch {
+                program: program.clone(),
+                args: vec![
+                    "-D".to_owned(),
+                    "-e".to_owned(),
+                    "-f".to_owned(),
+                    path_str(&conf).to_owned(),
+                ],
+                port,
+                output_log: output_log.clone(),
+                extra_logs: Vec::new(),
+            }
+        });
+        let user = run(Command::new("id").arg("-un")).trim().to_owned();
+        GitServer {
+            kind: Kind::Ssh,
+            url: format!("ssh://{user}@127.0.0.1:{}{}", launch.port, path_str(&bare)),
+            bare,
+            launch: Some(launch),
+            child: Some(child),
+            state,
+        }
+    }
+
+    /// For [`Kind::Ssh`]: the client key the server accepts and its `known_hosts` line.
+    pub fn ssh_client(&self) -> Option<SshClient> {
+        let launch = self.launch.as_ref().filter(|_| self.kind == Kind::Ssh)?;
+        let dir = self.state.path();
+        let host = fs::read_to_string(dir.join("host_key.pub")).expect("read host key");
+        let mut parts = host.split_whitespace();
+        Some(SshClient {
+            key: dir.join("client_key"),
+            known_host: format!(
+                "[127.0.0.1]:{} {} {}",
+                launch.port,
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default()
+            ),
+        })
+    }
+
     /// Start a server of the given kind; [`Kind::Http`] uses [`HTTP_USER`] and [`HTTP_PASS`].
     pub fn start(kind: Kind, root: &Path, name: &str) -> GitServer {
         match kind {
             Kind::Bare => GitServer::bare(root, name),
             Kind::Daemon => GitServer::daemon(root, name),
             Kind::Http => GitServer::http(root, name, HTTP_USER, HTTP_PASS),
+            Kind::Ssh => GitServer::ssh(root, name),
         }
     }
 
@@ -577,6 +666,18 @@ fn lighttpd() -> PathBuf {
         .expect("lighttpd not found (install it: apt-get install lighttpd)")
 }
 
+fn sshd() -> PathBuf {
+    ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"]
+        .map(PathBuf::from)
+        .into_iter()
+        .find(|candidate| candidate.is_file())
+        .expect("sshd not found (install it: apt-get install openssh-server)")
+}
+
+fn is_root() -> bool {
+    run(Command::new("id").arg("-u")).trim() == "0"
+}
+
 /// `$(git --exec-path)`: where git-daemon and git-http-backend live.
 fn git_exec_path() -> &'static Path {
     static EXEC_PATH: OnceLock<PathBuf> = OnceLock::new();
@@ -633,18 +734,37 @@ mod tests {
     use super::*;
     use std::process::Output;
 
-    const ALL: [Kind; 3] = [Kind::Bare, Kind::Daemon, Kind::Http];
+    const ALL: [Kind; 4] = [Kind::Bare, Kind::Daemon, Kind::Http, Kind::Ssh];
 
     /// A client side: a `HOME` and a place for clones, inside the test's root.
     struct Client {
         root: TempDir,
+        /// `GIT_SSH_COMMAND` once the client trusts an ssh server.
+        ssh: std::cell::OnceCell<String>,
     }
 
     impl Client {
         fn new() -> Client {
             let root = tempfile::tempdir().expect("create test root");
             fs::create_dir(root.path().join("client-home")).expect("create client HOME");
-            Client { root }
+            Client {
+                root,
+                ssh: std::cell::OnceCell::new(),
+            }
+        }
+
+        /// For an ssh server: use its client key and trust its host key.
+        fn trust(&self, server: &GitServer) {
+            if let Some(c) = server.ssh_client() {
+                let known = self.root().join("known_hosts");
+                fs::write(&known, format!("{}\n", c.known_host)).expect("write known_hosts");
+                let cmd = format!(
+                    "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o BatchMode=yes",
+                    path_str(&c.key),
+                    path_str(&known)
+                );
+                self.ssh.set(cmd).expect("one ssh server per client");
+            }
         }
 
         fn root(&self) -> &Path {
@@ -659,8 +779,11 @@ mod tests {
         /// Run git in `dir` with extra environment variables; return the raw output.
         fn git_with_env(&self, dir: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
             let mut cmd = Command::new("git");
-            hermetic(&mut cmd, &self.root().join("client-home"))
-                .envs(env.iter().copied())
+            hermetic(&mut cmd, &self.root().join("client-home"));
+            if let Some(ssh) = self.ssh.get() {
+                cmd.env("GIT_SSH_COMMAND", ssh);
+            }
+            cmd.envs(env.iter().copied())
                 .current_dir(self.root().join(dir))
                 .args(args)
                 .stdin(Stdio::null())
@@ -695,12 +818,14 @@ mod tests {
     fn clone_fetch_push(kind: Kind) {
         let client = Client::new();
         let server = GitServer::start(kind, &client.root().join("srv"), "repo");
+        client.trust(&server);
         assert_eq!(server.kind, kind);
         assert!(server.bare.is_absolute() && server.bare.ends_with("srv/repo.git"));
         let url = authed_url(&server);
         match kind {
             Kind::Bare => assert_eq!(url, path_str(&server.bare)),
             Kind::Daemon => assert!(url.starts_with("git://127.0.0.1:") && url == server.url),
+            Kind::Ssh => assert!(url.starts_with("ssh://") && url.ends_with("/srv/repo.git")),
             Kind::Http => {
                 assert!(server.url.starts_with("http://127.0.0.1:"));
                 assert!(server.url.ends_with("/git/repo.git"));
@@ -825,6 +950,11 @@ mod tests {
     }
 
     #[test]
+    fn ssh_serves_fetch_and_push() {
+        clone_fetch_push(Kind::Ssh);
+    }
+
+    #[test]
     fn http_requires_the_right_credentials() {
         let client = Client::new();
         let server = GitServer::http(&client.root().join("srv"), "repo", "bob", "p@ss:w/rd");
@@ -870,6 +1000,7 @@ mod tests {
         for kind in ALL {
             let client = Client::new();
             let server = GitServer::start(kind, &client.root().join("srv"), "repo");
+            client.trust(&server);
             let url = authed_url(&server);
             let a = commit_files(&server, &[("f", "a\n")], "a");
             let b = commit_files(&server, &[("f", "b\n")], "b");
@@ -926,6 +1057,7 @@ mod tests {
         for kind in ALL {
             let client = Client::new();
             let mut server = GitServer::start(kind, &client.root().join("srv"), "repo");
+            client.trust(&server);
             let sha = commit_files(&server, &[("f", "x\n")], "one");
             let url = authed_url(&server);
             let before = server.url.clone();
@@ -951,6 +1083,7 @@ mod tests {
     fn restart_on_taken_port(kind: Kind) {
         let client = Client::new();
         let mut server = GitServer::start(kind, &client.root().join("srv"), "repo");
+        client.trust(&server);
         server.stop();
         let port = server.launch.as_ref().expect("a server process").port;
         let _squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("take the port");
