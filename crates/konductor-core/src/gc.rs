@@ -9,7 +9,7 @@
 //! the job. `keep` is at least 1, so the newest train number always stays a tag and
 //! `start` never reuses a number.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -106,11 +106,13 @@ fn read_archived(store: &Store, tip: &str, t: TrainId) -> Result<Option<Archived
 pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<GcReport> {
     // Everything under `release=`: gc is the one command that reads the whole history,
     // straight from the remote's listing (no refs in the cache), in one pass.
+    // Per train, its records and, in the same order, the ids the remote advertised (the
+    // compare-and-swap values of the deletes).
     let mut records_of: BTreeMap<TrainId, Vec<TagRecord>> = BTreeMap::new();
-    let mut oid_of: HashMap<String, String> = HashMap::new();
+    let mut oids_of: BTreeMap<TrainId, Vec<String>> = BTreeMap::new();
     for (r, oid) in store.remote_tag_records("release=")? {
         if let Ok(Some(tag)) = Tag::parse_any(&r.name) {
-            oid_of.insert(format!("refs/tags/{}", r.name), oid);
+            oids_of.entry(tag.train()).or_default().push(oid);
             records_of.entry(tag.train()).or_default().push(r);
         }
     }
@@ -237,7 +239,8 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
             tags: all,
         };
         let json = serde_json::to_vec_pretty(&rec).map_err(|e| Error::input(e.to_string()))?;
-        files.push((path_of(t), json));
+        // Into the object store now: only the id stays in memory.
+        files.push((path_of(t), store.write_blob(&json)?));
     }
     if !files.is_empty() {
         let list: Vec<String> = files
@@ -266,34 +269,28 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         .map(|(t, _)| *t)
         .chain(orphan_done.iter().copied())
         .collect();
-    let train_refs: Vec<String> = doomed
-        .iter()
-        .filter(|t| has_train_tag(t))
-        .map(|t| format!("refs/tags/{}", Tag::Train(*t)))
-        .collect();
-    let del = |refs: &[String]| -> Vec<Delete> {
-        refs.iter()
-            .filter_map(|r| {
-                oid_of.get(r).map(|old| Delete {
-                    refname: r.clone(),
-                    old: old.clone(),
-                })
+    // The deletes of the doomed trains' tags: train tags (`true`) or the others.
+    let deletes = |train_tags: bool| -> Vec<Delete> {
+        doomed
+            .iter()
+            .flat_map(|t| {
+                let train_tag = Tag::Train(*t).to_string();
+                records_of[t]
+                    .iter()
+                    .zip(&oids_of[t])
+                    .filter(move |(r, _)| (r.name == train_tag) == train_tags)
+                    .map(|(r, oid)| Delete {
+                        refname: format!("refs/tags/{}", r.name),
+                        old: oid.clone(),
+                    })
             })
             .collect()
     };
-    let mut changed = store.push_delete(&del(&train_refs))?;
-    let others: Vec<String> = doomed
-        .iter()
-        .flat_map(|t| {
-            let train_tag = Tag::Train(*t).to_string();
-            records_of[t]
-                .iter()
-                .filter(move |r| r.name != train_tag)
-                .map(|r| format!("refs/tags/{}", r.name))
-        })
-        .collect();
-    changed.extend(store.push_delete(&del(&others))?);
-    report.deleted_tags = train_refs.len() + others.len() - changed.len();
+    let train_deletes = deletes(true);
+    let mut changed = store.push_delete(&train_deletes)?;
+    let other_deletes = deletes(false);
+    changed.extend(store.push_delete(&other_deletes)?);
+    report.deleted_tags = train_deletes.len() + other_deletes.len() - changed.len();
     report.changed = changed
         .iter()
         .map(|r| r.trim_start_matches("refs/tags/").to_string())

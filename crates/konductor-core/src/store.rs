@@ -958,12 +958,22 @@ impl Store {
         }
     }
 
-    /// Write a commit whose tree is `base`'s tree with `files` (path → content) added or
-    /// replaced, and `parent` as its parent (both usually the previous tip of a ref).
+    /// Write `data` as a blob in the cache; returns its id (for [`Store::commit_update`]).
+    /// Writing each file as it is made keeps only ids in memory, however many files.
+    pub fn write_blob(&self, data: &[u8]) -> Result<String> {
+        self.repo
+            .blob(data)
+            .map(|id| id.to_string())
+            .map_err(|e| git_err(&self.remote, "cannot write blob", e))
+    }
+
+    /// Write a commit whose tree is `base`'s tree with `files` (path → blob id, from
+    /// [`Store::write_blob`]) added or replaced, and `base` as its parent (usually the
+    /// previous tip of a ref).
     pub fn commit_update(
         &self,
         base: Option<&str>,
-        files: &[(String, Vec<u8>)],
+        files: &[(String, String)],
         message: &str,
         who: &Identity,
         when: i64,
@@ -992,11 +1002,8 @@ impl Store {
             }
         };
         let mut upd = git2::build::TreeUpdateBuilder::new();
-        for (path, data) in files {
-            let blob = self
-                .repo
-                .blob(data)
-                .map_err(|e| git_err(&self.remote, "cannot write blob", e))?;
+        for (path, blob) in files {
+            let blob = Oid::from_str(blob).map_err(|_| Error::input("bad blob id"))?;
             upd.upsert(path.as_str(), blob, git2::FileMode::Blob);
         }
         let tree = upd
