@@ -307,6 +307,13 @@ impl std::fmt::Display for Identity {
     }
 }
 
+/// An allowed-signers file, and where verifications against its current content are
+/// remembered.
+struct AllowedSigners {
+    file: PathBuf,
+    verified_dir: PathBuf,
+}
+
 /// The store: a cache repository tied to one remote.
 pub struct Store {
     remote: Remote,
@@ -314,9 +321,7 @@ pub struct Store {
     dir: PathBuf,
     temporary: bool,
     signing_key: Option<PathBuf>,
-    allowed_signers: Option<PathBuf>,
-    /// Where verifications against the current allowed-signers content are remembered.
-    verified_dir: Option<PathBuf>,
+    allowed_signers: Option<AllowedSigners>,
     _lock: Option<File>,
 }
 
@@ -402,7 +407,6 @@ impl Store {
             temporary,
             signing_key: None,
             allowed_signers: None,
-            verified_dir: None,
             _lock: Some(lock),
         })
     }
@@ -423,21 +427,21 @@ impl Store {
         }
         // Verifications are remembered per allowed-signers content: revoking a key (or
         // changing its validity) takes effect at once, even on a warm cache.
-        self.verified_dir = match &allowed {
-            Some(p) => {
-                let content = fs::read(p).map_err(|e| Error::Io {
-                    what: format!("cannot read allowed signers file `{}`", p.display()),
+        self.allowed_signers = match allowed {
+            Some(file) => {
+                let content = fs::read(&file).map_err(|e| Error::Io {
+                    what: format!("cannot read allowed signers file `{}`", file.display()),
                     source: e,
                 })?;
                 let id = Oid::hash_object(git2::ObjectType::Blob, &content).map_err(|e| {
-                    Error::Remote(format!("cannot hash `{}`: {}", p.display(), e.message()))
+                    Error::Remote(format!("cannot hash `{}`: {}", file.display(), e.message()))
                 })?;
-                Some(self.dir.join("verified").join(id.to_string()))
+                let verified_dir = self.dir.join("verified").join(id.to_string());
+                Some(AllowedSigners { file, verified_dir })
             }
             None => None,
         };
         self.signing_key = key;
-        self.allowed_signers = allowed;
         Ok(())
     }
 
@@ -448,15 +452,13 @@ impl Store {
 
     /// The verified signer of a tag object, cached by object id (tags are immutable) under
     /// the allowed-signers file's content.
-    fn verify_cached(&self, oid: Oid, allowed: &Path) -> std::result::Result<String, String> {
-        let cached = self
-            .verified_dir
-            .as_ref()
-            .map(|d| (d, d.join(oid.to_string())));
-        if let Some(v) = cached
-            .as_ref()
-            .and_then(|(_, f)| fs::read_to_string(f).ok())
-        {
+    fn verify_cached(
+        &self,
+        oid: Oid,
+        allowed: &AllowedSigners,
+    ) -> std::result::Result<String, String> {
+        let f = allowed.verified_dir.join(oid.to_string());
+        if let Ok(v) = fs::read_to_string(&f) {
             if let Some(principal) = v.strip_prefix("ok ") {
                 return Ok(principal.trim().to_string());
             }
@@ -469,12 +471,10 @@ impl Store {
             Ok(data) => data,
             Err(e) => return Err(format!("cannot read tag object: {}", e.message())),
         };
-        match crate::sign::verify_tag_object(&raw, allowed) {
+        match crate::sign::verify_tag_object(&raw, &allowed.file) {
             Ok(p) => {
-                if let Some((dir, f)) = &cached {
-                    let _ = fs::create_dir_all(dir);
-                    let _ = fs::write(f, format!("ok {p}\n"));
-                }
+                let _ = fs::create_dir_all(&allowed.verified_dir);
+                let _ = fs::write(&f, format!("ok {p}\n"));
                 Ok(p)
             }
             // Failures are not cached: the allowed signers file may change.
