@@ -209,14 +209,21 @@ fn only_tags_signed_by_allowed_signers_move_a_train() {
     );
 }
 
-/// Revoking a key takes effect at once: a verification remembered in the cache is only
-/// reused with the same allowed-signers file.
-#[test]
-fn a_revoked_key_stops_counting_on_a_warm_cache() {
+/// A one-step train on a bare path, with a `keys` directory holding the ticker's key
+/// ("bot"): the env, that directory, the private key and its public half.
+fn one_step_env_with_bot_key() -> (Env, PathBuf, PathBuf, String) {
     let env = Env::new(Kind::Bare, "a: []\ndone: {needs: [a], virtual: true}\n");
     let keys = env.root.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let (bot, bot_pub) = keygen(&keys, "bot");
+    (env, keys, bot, bot_pub)
+}
+
+/// Revoking a key takes effect at once: a verification remembered in the cache is only
+/// reused with the same allowed-signers file.
+#[test]
+fn a_revoked_key_stops_counting_on_a_warm_cache() {
+    let (env, keys, bot, bot_pub) = one_step_env_with_bot_key();
     let (ci, ci_pub) = keygen(&keys, "ci");
     let allowed = keys.join("allowed_signers");
     let trust = |ci_too: bool| {
@@ -271,10 +278,7 @@ fn a_revoked_key_stops_counting_on_a_warm_cache() {
 /// allowed signer signed.
 #[test]
 fn a_deploy_needs_a_signed_trigger() {
-    let env = Env::new(Kind::Bare, "a: []\ndone: {needs: [a], virtual: true}\n");
-    let keys = env.root.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let (bot, bot_pub) = keygen(&keys, "bot");
+    let (env, keys, bot, bot_pub) = one_step_env_with_bot_key();
     let allowed = keys.join("allowed_signers");
     std::fs::write(&allowed, format!("konductor@example.com {bot_pub}\n")).unwrap();
     let dir = env.root.path().join("manifests");
@@ -309,6 +313,9 @@ fn a_deploy_needs_a_signed_trigger() {
     env.k(&["start", "--sha", &env.sha]).ok();
     env.k(&["tick", "--train", "2.0"]).ok();
     assert!(deploy("release=1.0=a.1").ok().starts_with("staging-k8s: "));
+    let body = env.server.git(&["log", "-1", "--format=%B", "staging-k8s"]);
+    assert!(body.contains(&format!("source: {}", env.sha)), "{body}");
+    deploy("release=1.0=a.9").fails(2, "`release=1.0=a.9` does not exist");
     let before = env.server.git(&["rev-parse", "staging-k8s"]);
     deploy("release=2.0=a.1").fails(2, "`release=2.0=a.1` is not signed by an allowed signer");
     assert_eq!(

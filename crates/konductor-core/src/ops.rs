@@ -861,25 +861,30 @@ pub fn publish_manifests(
         }
     };
     let trig_name = trig.tag().to_string();
-    if store.requires_signatures() {
-        // Only a trigger a listed key signed may move a deploy tag.
-        store.refresh(std::slice::from_ref(&trig_name))?;
-        if let Some(record) = store.tag_record(&trig_name) {
-            require_trusted_trigger(store, &record, "deploy for it")?;
-        }
-    }
-    // Read the trigger's commit from the advertisement: the deploy commit does not need the
-    // train's objects, only its id for the message.
-    let refs = store.ls_remote()?;
-    let find = |n: &str| refs.iter().find(|r| r.name == n).map(|r| r.oid.clone());
-    let source = find(&format!("refs/tags/{trig_name}^{{}}"))
-        .or_else(|| find(&format!("refs/tags/{trig_name}")))
-        .ok_or_else(|| {
-            Error::input(format!(
-                "triggering tag `{trig_name}` does not exist on `{}`",
-                store.remote().url
-            ))
-        })?;
+    let not_found = || {
+        Error::input(format!(
+            "triggering tag `{trig_name}` does not exist on `{}`",
+            store.remote().url
+        ))
+    };
+    let source = if store.requires_signatures() {
+        // Only a trigger a listed key signed may move a deploy tag. Checking the signature
+        // needs the tag object; its record also gives the commit.
+        // A glob, as in set_step_state: a trigger the remote lacks is then "does not exist"
+        // (exit 2), not a failed fetch of a missing ref.
+        store.refresh(&[format!("{trig_name}*")])?;
+        let record = store.tag_record(&trig_name).ok_or_else(not_found)?;
+        require_trusted_trigger(store, &record, "deploy for it")?;
+        record.commit
+    } else {
+        // Read the trigger's commit from the advertisement: the deploy commit does not
+        // need the train's objects, only its id for the message.
+        let refs = store.ls_remote()?;
+        let find = |n: &str| refs.iter().find(|r| r.name == n).map(|r| r.oid.clone());
+        find(&format!("refs/tags/{trig_name}^{{}}"))
+            .or_else(|| find(&format!("refs/tags/{trig_name}")))
+            .ok_or_else(not_found)?
+    };
     let refname = format!("refs/tags/{tag}");
     let previous = if store.fetch_ref(&refname)? {
         store.ref_target(&refname)
