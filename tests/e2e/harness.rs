@@ -6,7 +6,9 @@ use std::process::Command;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::servers::{commit_files, hermetic, GitServer, Kind, HTTP_PASS, HTTP_USER};
+use crate::support::servers::{
+    commit_files, hermetic, ssh_command, GitServer, Kind, HTTP_PASS, HTTP_USER,
+};
 
 /// A small graph that exercises ordering, failure and retries quickly.
 pub const SMALL_SDD: &str = "\
@@ -112,11 +114,7 @@ impl Env {
     /// For ssh: the OpenSSH client, with this env's key and `known_hosts`, non-interactive.
     pub fn ssh_command(&self) -> String {
         let ssh = self.home.join(".ssh");
-        format!(
-            "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o BatchMode=yes",
-            ssh.join("id_ed25519").display(),
-            ssh.join("known_hosts").display()
-        )
+        ssh_command(&ssh.join("id_ed25519"), &ssh.join("known_hosts"))
     }
 
     pub fn run(&self, bin: &str, args: &[&str]) -> Out {

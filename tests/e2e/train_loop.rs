@@ -1,7 +1,7 @@
 //! The heart of the product on each kind of server: start, tick, report, status.
 
 use crate::harness::{publish_args, Env, ALL_KINDS, SMALL_SDD};
-use crate::support::servers::Kind;
+use crate::support::servers::{ssh_command, Kind};
 
 fn train_loop(kind: Kind) {
     let env = Env::new(kind, SMALL_SDD);
@@ -319,10 +319,7 @@ fn ssh_rejected_key_and_unknown_host_key_fail_cleanly() {
     std::fs::write(ssh.join("known_hosts"), &known).unwrap();
 
     // Pushes (the git CLI, GIT_SSH_COMMAND): reads work, the push is refused.
-    let cli_stranger = env.ssh_command().replace(
-        &ssh.join("id_ed25519").display().to_string(),
-        &stranger.display().to_string(),
-    );
+    let cli_stranger = ssh_command(&stranger, &ssh.join("known_hosts"));
     env.run_cmd(
         env.cmd("konductor")
             .env("GIT_SSH_COMMAND", &cli_stranger)
@@ -330,9 +327,8 @@ fn ssh_rejected_key_and_unknown_host_key_fail_cleanly() {
     )
     .fails(4, key_hint);
     let cli_unknown_host = format!(
-        "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile=/dev/null \
-         -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes",
-        ssh.join("id_ed25519").display()
+        "{} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes",
+        ssh_command(&ssh.join("id_ed25519"), std::path::Path::new("/dev/null"))
     );
     env.run_cmd(
         env.cmd("konductor")

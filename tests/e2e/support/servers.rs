@@ -678,6 +678,16 @@ fn is_root() -> bool {
     run(Command::new("id").arg("-u")).trim() == "0"
 }
 
+/// A `GIT_SSH_COMMAND`: OpenSSH with only `key`, checking host keys against
+/// `known_hosts`, never prompting.
+pub fn ssh_command(key: &Path, known_hosts: &Path) -> String {
+    format!(
+        "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o BatchMode=yes",
+        path_str(key),
+        path_str(known_hosts)
+    )
+}
+
 /// `$(git --exec-path)`: where git-daemon and git-http-backend live.
 fn git_exec_path() -> &'static Path {
     static EXEC_PATH: OnceLock<PathBuf> = OnceLock::new();
@@ -758,12 +768,9 @@ mod tests {
             if let Some(c) = server.ssh_client() {
                 let known = self.root().join("known_hosts");
                 fs::write(&known, format!("{}\n", c.known_host)).expect("write known_hosts");
-                let cmd = format!(
-                    "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o BatchMode=yes",
-                    path_str(&c.key),
-                    path_str(&known)
-                );
-                self.ssh.set(cmd).expect("one ssh server per client");
+                self.ssh
+                    .set(ssh_command(&c.key, &known))
+                    .expect("one ssh server per client");
             }
         }
 
