@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build demo demo-tick test test-rust test-integrations lint fmt bench bench-scale soak fuzz clean
+.PHONY: all build demo demo-tick test test-rust test-integrations lint fmt bench bench-scale soak soak-cas fuzz clean
 
 all: build
 
@@ -56,6 +56,13 @@ SOAK_SECONDS ?= 2700
 soak:
 	$(CARGO) build --release --workspace --bins
 	SOAK_TRAINS=$(SOAK_TRAINS) SOAK_BATCH=$(SOAK_BATCH) SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release -p konductor-tests --test e2e soak -- --ignored --nocapture
+
+## Compare-and-swap under load: 4 racing `publish-manifests` CAS_ROUNDS (200) times with
+## busy CPUs; fails on any round where a writer that exited 0 is missing from the chain.
+CAS_ROUNDS ?= 200
+soak-cas:
+	$(CARGO) build --release --workspace --bins
+	CAS_ROUNDS=$(CAS_ROUNDS) $(CARGO) test --release -p konductor-tests --test e2e racing_publishes_under_load -- --ignored --nocapture
 
 ## Fuzz the tag, SDD and signature parsers (nightly + cargo-fuzz); see docs/fuzzing.md.
 fuzz:

@@ -5,6 +5,7 @@
 mod bad_input;
 mod board;
 mod browser;
+mod cas;
 mod cli;
 mod deploy;
 mod docs;

@@ -820,9 +820,15 @@ impl Store {
     /// Move (or create) the lightweight ref `refname` from `expected_old` (None: must not
     /// exist) to `new`, with `--force-with-lease`: the push is rejected if the ref moved
     /// meanwhile, and nothing is overwritten.
+    ///
+    /// The refspec has no `+`: a `+` forces the update whatever the lease says (git 2.47
+    /// pushes `+C:ref` with `--force-with-lease=ref:A` over a ref that holds B). Without
+    /// it, the lease alone allows the non-fast-forward update, git refuses a stale lease
+    /// ("stale info"), and the server compares the old id it was sent under its ref lock.
+    /// See `docs/architecture.md` ("Compare-and-swap pushes").
     pub fn push_ref_cas(&self, refname: &str, new: &str, expected_old: Option<&str>) -> Result<()> {
         let lease = format!("{refname}:{}", expected_old.unwrap_or(""));
-        match self.push_cli(&format!("+{new}:{refname}"), Some(&lease))? {
+        match self.push_cli(&cas_refspec(new, refname), Some(&lease))? {
             None => {
                 self.note_pushed(refname, new);
                 Ok(())
@@ -1539,6 +1545,13 @@ fn init_libgit2() {
     });
 }
 
+/// The refspec of a compare-and-swap push: never forced (no `+`), so that the lease
+/// decides. Kept in one place, with a unit test, because a `+` here silently turns every
+/// compare-and-swap into an overwrite.
+fn cas_refspec(new: &str, refname: &str) -> String {
+    format!("{new}:{refname}")
+}
+
 /// The partial-fetch filter: the commit and its trees, no file contents. (`tree:0` would
 /// leave the trees out, but `git push` then fetches the train commit's tree lazily to
 /// build its pack: one more round trip than it saves.)
@@ -1676,6 +1689,13 @@ mod tests {
         ] {
             assert_eq!(Remote::parse(spec).unwrap().is_ssh(), ssh, "{spec}");
         }
+    }
+
+    #[test]
+    fn cas_refspec_is_never_forced() {
+        // A `+` would override the lease (issue 19).
+        assert_eq!(cas_refspec("abc", "refs/tags/x"), "abc:refs/tags/x");
+        assert!(!cas_refspec("abc", "refs/konductor/archive").starts_with('+'));
     }
 
     #[test]
