@@ -201,3 +201,122 @@ fn racing_gc_runs_overwrote_each_others_archive() {
     assert!(again.contains("archived 0 train(s)"), "{again}");
     assert_eq!(env.step_state("2.0", "a"), "success");
 }
+
+/// Three trains: 1.0 failed (no retries), 2.0 and 3.0 succeeded. `gc --keep 1` archives
+/// 1.0 and 2.0; a `konductor retry` of 1.0's step `a` lands at `point`.
+fn retry_races_gc(point: &str) -> (Env, Out, String) {
+    let env = Env::new(
+        Kind::Daemon,
+        "a: {needs: [], retries: 0}\ndone: {needs: [a], virtual: true}\n",
+    );
+    for (i, state) in ["failure", "success", "success"].iter().enumerate() {
+        let t = env.start();
+        assert_eq!(t, format!("{}.0", i + 1));
+        env.tick(&t);
+        env.report(&format!("release={t}=a.1"), state).ok();
+    }
+    assert_eq!(env.status("1.0")["state"], "failed");
+    let wrap = Interposer::new(env.root.path(), "gc");
+    let mut cmd = env.cmd("konductor");
+    // The CLI delete path, so that the interposed git sees each delete push.
+    cmd.args(["gc", "--keep", "1"])
+        .env("KONDUCTOR_DELETE_WITH_GIT", "1");
+    let out = wrap.run(
+        &env,
+        &mut cmd,
+        point,
+        &other_writer(
+            &env,
+            "konductor",
+            &["retry", "--train", "1.0", "--step", "a"],
+        ),
+    );
+    let retry = wrap.log();
+    (env, out, retry)
+}
+
+/// The train came back whole: every tag it had, plus the retry's trigger; the retry runs.
+fn assert_train_kept(env: &Env, gc: &Out, retry: &str) {
+    assert!(
+        retry.contains("release=1.0=a.2"),
+        "the retry went through: {retry}"
+    );
+    assert!(!retry.contains("before: exit"), "{retry}");
+    assert_eq!(gc.code, 0, "{gc:?}");
+    assert!(
+        gc.stdout.contains("1.0") && gc.stdout.contains("became live while gc worked"),
+        "{gc:?}"
+    );
+    let mut tags = env.tags("1.0");
+    tags.sort();
+    assert_eq!(
+        tags,
+        [
+            "release=1.0",
+            "release=1.0=a.1",
+            "release=1.0=a.1=failure",
+            "release=1.0=a.2"
+        ]
+    );
+    assert!(env.tags("2.0").is_empty(), "2.0 was collected");
+    env.report("release=1.0=a.2", "success").ok();
+    assert_eq!(env.status("1.0")["state"], "succeeded");
+}
+
+#[test]
+fn retry_racing_gc_before_its_recheck_keeps_the_train() {
+    let (env, gc, retry) = retry_races_gc("--force-with-lease=refs/konductor/archive:");
+    assert_train_kept(&env, &gc, &retry);
+}
+
+#[test]
+fn retry_racing_gc_between_recheck_and_delete_gets_the_train_tag_back() {
+    let (env, gc, retry) = retry_races_gc(" :refs/tags/release=1.0 ");
+    assert!(gc.stdout.contains("train tag restored"), "{gc:?}");
+    assert_train_kept(&env, &gc, &retry);
+}
+
+#[test]
+fn retry_racing_gc_after_delete_is_withdrawn_and_told() {
+    // The other way round: the retry has read its train, and a whole gc runs right before
+    // its push. gc saw no new tag and collected 1.0; the retry's trigger then lands on a
+    // train that is gone.
+    let env = Env::new(
+        Kind::Daemon,
+        "a: {needs: [], retries: 0}\ndone: {needs: [a], virtual: true}\n",
+    );
+    for state in ["failure", "success", "success"] {
+        let t = env.start();
+        env.tick(&t);
+        env.report(&format!("release={t}=a.1"), state).ok();
+    }
+    let wrap = Interposer::new(env.root.path(), "retry");
+    let mut cmd = env.cmd("konductor");
+    cmd.args(["retry", "--train", "1.0", "--step", "a"]);
+    let out = wrap.run(
+        &env,
+        &mut cmd,
+        ":refs/tags/release=1.0=a.2",
+        &other_writer(&env, "konductor", &["gc", "--keep", "1"]),
+    );
+    assert!(wrap.log().contains("archived 2 train(s)"), "{}", wrap.log());
+    assert_eq!(out.code, 5, "the retry lost and is told: {out:?}");
+    assert!(
+        out.stderr
+            .contains("archived by a concurrent `konductor gc`")
+            && out.stderr.contains("`release=1.0=a.2` was withdrawn"),
+        "{out:?}"
+    );
+    assert!(
+        env.tags("1.0").is_empty(),
+        "nothing of 1.0 is left, not even the trigger"
+    );
+    let rec = env
+        .server
+        .git(&["show", "refs/konductor/archive:trains/1.0.json"]);
+    assert!(rec.contains("release=1.0=a.1=failure"), "{rec}");
+    assert_eq!(env.status("1.0")["state"], "failed");
+    // A retry that starts after the collection is refused up front.
+    env.k(&["retry", "--train", "1.0", "--step", "a"])
+        .fails(2, "archived");
+}

@@ -13,6 +13,7 @@ mod doctor;
 mod faults;
 mod gc;
 mod harness;
+mod hostile;
 mod lifecycle;
 mod race;
 mod signing;

@@ -264,13 +264,46 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
     // many small ones; the store batches), each only if it still has the id read above:
     // all the train tags first, so that no tick follows a half-deleted train, then the rest. What is left after an interruption is orphans,
     // which the next run finishes (the archive already holds them).
-    let doomed: Vec<TrainId> = old
+    let mut doomed: Vec<TrainId> = old
         .iter()
         .map(|(t, _)| *t)
         .chain(orphan_done.iter().copied())
         .collect();
+    // A train judged finished can become live while gc works (`konductor retry` pushes a
+    // new trigger). Re-check under the archive's compare-and-swap: a doomed train with a
+    // tag gc did not read is left alone (the next run archives it again).
+    let grew = |store: &Store, doomed: &[TrainId]| -> Result<BTreeMap<TrainId, String>> {
+        let mut out = BTreeMap::new();
+        for r in store.ls_remote()? {
+            let Some(name) = r.name.strip_prefix("refs/tags/") else {
+                continue;
+            };
+            if let Ok(Some(tag)) = Tag::parse_any(name) {
+                let t = tag.train();
+                if doomed.contains(&t) && !records_of[&t].iter().any(|x| x.name == name) {
+                    out.entry(t).or_insert_with(|| name.to_string());
+                }
+            }
+        }
+        Ok(out)
+    };
+    let live_again = |report: &mut GcReport, t: TrainId, tag: &str, restored: bool| {
+        report.live.push((
+            t.to_string(),
+            format!(
+                "became live while gc worked (`{tag}` appeared){}; left for a later run",
+                if restored { ", train tag restored" } else { "" }
+            ),
+        ));
+    };
+    for (t, tag) in grew(store, &doomed)? {
+        if old.iter().any(|(o, _)| *o == t) {
+            live_again(&mut report, t, &tag, false);
+            doomed.retain(|d| *d != t);
+        }
+    }
     // The deletes of the doomed trains' tags: train tags (`true`) or the others.
-    let deletes = |train_tags: bool| -> Vec<Delete> {
+    let deletes = |doomed: &[TrainId], train_tags: bool| -> Vec<Delete> {
         doomed
             .iter()
             .flat_map(|t| {
@@ -286,16 +319,43 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
             })
             .collect()
     };
-    let train_deletes = deletes(true);
+    let train_deletes = deletes(&doomed, true);
     let mut changed = store.push_delete(&train_deletes)?;
-    let other_deletes = deletes(false);
+    let mut restored = 0;
+    // Between that re-check and the train tags' deletion, a retry may have landed: its
+    // train gets its train tag back (the same object, create-only) and keeps its other
+    // tags. A retry that lands after this second look finds its train gone, withdraws its
+    // trigger and says so (`ops::retry`).
+    for (t, tag) in grew(store, &doomed)? {
+        if !old.iter().any(|(o, _)| *o == t) {
+            continue;
+        }
+        let name = Tag::Train(t).to_string();
+        let id = records_of[&t]
+            .iter()
+            .zip(&oids_of[&t])
+            .find(|(r, _)| r.name == name)
+            .map(|(_, id)| id.clone());
+        if let Some(id) = id {
+            store.push_tag_create(&name, &id)?;
+            restored += 1;
+        }
+        live_again(&mut report, t, &tag, true);
+        doomed.retain(|d| *d != t);
+    }
+    let other_deletes = deletes(&doomed, false);
     changed.extend(store.push_delete(&other_deletes)?);
-    report.deleted_tags = train_deletes.len() + other_deletes.len() - changed.len();
+    report.deleted_tags =
+        (train_deletes.len() + other_deletes.len()).saturating_sub(changed.len() + restored);
     report.changed = changed
         .iter()
         .map(|r| r.trim_start_matches("refs/tags/").to_string())
         .collect();
-    report.archived = old.iter().map(|(t, _)| t.to_string()).collect();
+    report.archived = old
+        .iter()
+        .filter(|(t, _)| doomed.contains(t))
+        .map(|(t, _)| t.to_string())
+        .collect();
     report.finished_interrupted = orphan_done.iter().map(|t| t.to_string()).collect();
     Ok(report)
 }

@@ -16,6 +16,7 @@
 pub mod board;
 pub mod changes;
 pub mod cifilter;
+pub mod discover;
 pub mod doctor;
 pub mod error;
 pub mod exit_codes;

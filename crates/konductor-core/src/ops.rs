@@ -1,6 +1,6 @@
 //! Operations: what each subcommand does, on top of the store, the graph and the planner.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -21,57 +21,7 @@ pub fn train_glob(t: TrainId) -> String {
     format!("release={t}*")
 }
 
-/// Trains in the cache, from tag names alone.
-pub fn cached_trains(store: &Store) -> Result<BTreeSet<TrainId>> {
-    let mut out = BTreeSet::new();
-    for n in store.tag_names("release=*")? {
-        if let Ok(Some(Tag::Train(t))) = Tag::parse_any(&n) {
-            out.insert(t);
-        }
-    }
-    Ok(out)
-}
-
-/// Bring the cache up to date for the newest `horizon` train numbers, and discover new
-/// trains. Cost grows with the horizon, not with the remote's history (protocol v2 prefix
-/// reads). A cold cache lists the remote's refs once.
-pub fn discover(store: &Store, horizon: u32) -> Result<BTreeSet<TrainId>> {
-    let mut known = cached_trains(store)?;
-    if known.is_empty() {
-        let mut max = 0;
-        for r in store.ls_remote()? {
-            if let Ok(Some(Tag::Train(t))) = Tag::parse_any(&r.name) {
-                max = max.max(t.number);
-            }
-        }
-        if max == 0 {
-            return Ok(known);
-        }
-        let lo = max.saturating_sub(horizon.saturating_sub(1)).max(1);
-        store.refresh(
-            &(lo..=max)
-                .map(|n| format!("release={n}.*"))
-                .collect::<Vec<_>>(),
-        )?;
-        known = cached_trains(store)?;
-    }
-    loop {
-        let max = known.iter().map(|t| t.number).max().unwrap_or(0);
-        let lo = max.saturating_sub(horizon.saturating_sub(1)).max(1);
-        let mut pats: Vec<String> = (lo..=max).map(|n| format!("release={n}.*")).collect();
-        pats.extend((max + 1..=max + 3).map(|n| format!("release={n}.*")));
-        store.refresh(&pats)?;
-        let now = cached_trains(store)?;
-        let new_max = now.iter().map(|t| t.number).max().unwrap_or(0);
-        known = now;
-        if new_max < max + 3 {
-            break;
-        }
-    }
-    let max = known.iter().map(|t| t.number).max().unwrap_or(0);
-    let lo = max.saturating_sub(horizon.saturating_sub(1));
-    Ok(known.into_iter().filter(|t| t.number >= lo).collect())
-}
+pub use crate::discover::{cached_trains, discover, Discovery, IgnoredTrain};
 
 /// Refresh one train's tags.
 pub fn refresh_train(store: &Store, t: TrainId) -> Result<()> {
@@ -143,11 +93,23 @@ pub fn start(store: &Store, opts: &StartOptions, who: &Identity, now: i64) -> Re
                     store.remote().url
                 )));
             }
-            TrainId::new(n, patches.iter().max().copied().unwrap_or(0) + 1)
+            let last = patches.iter().max().copied().unwrap_or(0);
+            TrainId::new(
+                n,
+                last.checked_add(1)
+                    .ok_or_else(|| no_number_left(TrainId::new(n, last)))?,
+            )
         }
         None => {
-            let known = discover(store, 1)?;
-            TrainId::new(known.iter().map(|t| t.number).max().unwrap_or(0) + 1, 0)
+            // Numbering follows the real trains: junk never raises it (a junk tag that
+            // squats the next number is skipped by the create-only push below).
+            let known = discover(store, 1, false)?.trains;
+            let last = known.iter().map(|t| t.number).max().unwrap_or(0);
+            TrainId::new(
+                last.checked_add(1)
+                    .ok_or_else(|| no_number_left(TrainId::new(last, 0)))?,
+                0,
+            )
         }
     };
     for _ in 0..1000 {
@@ -157,15 +119,23 @@ pub fn start(store: &Store, opts: &StartOptions, who: &Identity, now: i64) -> Re
         match store.push_tag_create(&name, &oid)? {
             PushOutcome::Created => return Ok(id),
             PushOutcome::AlreadyExists(_) => {
-                id = match opts.hotfix {
-                    Some(_) => TrainId::new(id.number, id.patch + 1),
-                    None => TrainId::new(id.number + 1, 0),
+                let next = match opts.hotfix {
+                    Some(_) => id.patch.checked_add(1).map(|p| TrainId::new(id.number, p)),
+                    None => id.number.checked_add(1).map(|n| TrainId::new(n, 0)),
                 };
+                id = next.ok_or_else(|| no_number_left(id))?;
             }
         }
     }
     Err(Error::Conflict(
         "could not find a free train number after 1000 tries".into(),
+    ))
+}
+
+fn no_number_left(last: TrainId) -> Error {
+    Error::input(format!(
+        "no train number is left after `{}`: it is the largest the tag protocol allows; if that tag is junk, delete it (see `docs/tag-protocol.md`)",
+        Tag::Train(last)
     ))
 }
 
@@ -213,17 +183,31 @@ pub struct TrainTick {
     pub error: Option<String>,
 }
 
+/// What a tick did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TickReport {
+    /// One entry per train followed.
+    pub trains: Vec<TrainTick>,
+    /// Train tags that are not trains (see [`crate::discover`]).
+    pub ignored: Vec<IgnoredTrain>,
+}
+
 /// Advance trains. Errors about one train (e.g. its `sdd.yaml` is broken) are reported in
 /// its [`TrainTick`] and do not stop the others; remote failures stop the tick.
-pub fn tick(store: &Store, opts: &TickOptions, who: &Identity, now: i64) -> Result<Vec<TrainTick>> {
+pub fn tick(store: &Store, opts: &TickOptions, who: &Identity, now: i64) -> Result<TickReport> {
+    let mut report = TickReport::default();
     let trains: Vec<TrainId> = match opts.train {
         Some(t) => {
             refresh_train(store, t)?;
             vec![t]
         }
-        None => discover(store, opts.horizon.max(1))?.into_iter().collect(),
+        None => {
+            let d = discover(store, opts.horizon.max(1), opts.sdd.is_some())?;
+            report.ignored = d.ignored;
+            d.trains.into_iter().collect()
+        }
     };
-    let mut out = Vec::new();
+    let out = &mut report.trains;
     for t in trains {
         match tick_one(store, t, opts, who, now) {
             Ok(tt) => out.push(tt),
@@ -249,7 +233,7 @@ pub fn tick(store: &Store, opts: &TickOptions, who: &Identity, now: i64) -> Resu
             }),
         }
     }
-    Ok(out)
+    Ok(report)
 }
 
 /// Everything needed to plan one train.
@@ -390,7 +374,7 @@ fn last_reached(
     // one train only.
     let mut trains = cached_trains(store)?;
     if !trains.iter().any(|t| *t < me) {
-        trains = discover(store, DEFAULT_HORIZON)?;
+        trains = discover(store, DEFAULT_HORIZON, false)?.trains;
     }
     for t in trains.into_iter().rev() {
         if t >= me {
@@ -714,7 +698,18 @@ pub fn retry(
     now: i64,
 ) -> Result<(String, String)> {
     refresh_train(store, t)?;
-    let Planned { obs, sdd, plan: p } = plan_train(store, t, sdd, None, now)?;
+    let planned = match plan_train(store, t, sdd, None, now) {
+        Err(Error::Input(m)) if m.contains("does not exist") => {
+            if crate::gc::archived(store, t)?.is_some() {
+                return Err(Error::input(format!(
+                    "train {t} is archived (collected by `konductor gc`); an archived train cannot be retried: start a new train"
+                )));
+            }
+            return Err(Error::Input(m));
+        }
+        other => other?,
+    };
+    let Planned { obs, sdd, plan: p } = planned;
     if sdd.step(step).is_none() {
         return Err(unknown_step(&sdd, step));
     }
@@ -765,7 +760,44 @@ pub fn retry(
         PushOutcome::Created => "created",
         PushOutcome::AlreadyExists(_) => "already-exists",
     };
+    if outcome == "created" {
+        survives_gc(store, t, &name, &oid)?;
+    }
     Ok((name, outcome.into()))
+}
+
+/// How long a retry waits for a concurrent `gc` to give a collected train its train tag
+/// back, in checks half a second apart.
+pub const GC_RESTORE_CHECKS: u32 = 10;
+
+/// A retry's trigger made a failed (finished) train live again. `konductor gc` may have
+/// judged the train finished just before: it re-checks for new tags before and right after
+/// deleting train tags, and restores a train tag when it finds one (see `gc.rs`). If the
+/// train tag is gone and does not come back, gc won: withdraw the trigger (compare-and-
+/// swap), so that no job runs for a train that no longer exists, and tell the user.
+fn survives_gc(store: &Store, t: TrainId, trigger: &str, trigger_oid: &str) -> Result<()> {
+    let train_tag = format!("refs/tags/{}", Tag::Train(t));
+    for i in 0..GC_RESTORE_CHECKS {
+        if store.ls_remote()?.iter().any(|r| r.name == train_tag) {
+            return Ok(());
+        }
+        if i + 1 < GC_RESTORE_CHECKS {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+    let refname = format!("refs/tags/{trigger}");
+    let changed = store.push_delete(&[crate::wire::Delete {
+        refname: refname.clone(),
+        old: trigger_oid.to_string(),
+    }])?;
+    Err(Error::Conflict(format!(
+        "train {t} was archived by a concurrent `konductor gc` while this retry was made; {}; nothing was retried (`konductor status --train {t}` reads the archive)",
+        if changed.is_empty() {
+            format!("the trigger `{trigger}` was withdrawn")
+        } else {
+            format!("the trigger `{trigger}` changed meanwhile and was left alone")
+        }
+    )))
 }
 
 /// `konductor cancel`.

@@ -1239,6 +1239,40 @@ impl Store {
             .collect())
     }
 
+    /// The kind of a cached object (`commit`, `tree`, `blob`, `tag`), or None if the cache
+    /// does not have it.
+    pub fn object_kind(&self, id: &str) -> Option<&'static str> {
+        let oid = Oid::from_str(id).ok()?;
+        let odb = self.repo.odb().ok()?;
+        let (_, kind) = odb.read_header(oid).ok()?;
+        Some(match kind {
+            ObjectType::Commit => "commit",
+            ObjectType::Tree => "tree",
+            ObjectType::Blob => "blob",
+            ObjectType::Tag => "tag",
+            _ => "object",
+        })
+    }
+
+    /// Whether `commit`'s tree has a file at `path`, reading trees only (no file contents
+    /// are fetched while the cache has the trees).
+    pub fn has_file_at(&self, commit: &str, path: &str) -> Result<bool> {
+        if let Some(tree) = Oid::from_str(commit)
+            .ok()
+            .and_then(|o| self.repo.find_commit(o).ok())
+            .and_then(|c| c.tree().ok())
+        {
+            match tree.get_path(Path::new(path)) {
+                Ok(e) => return Ok(e.kind() == Some(ObjectType::Blob)),
+                Err(e) if e.code() == ErrorCode::NotFound && self.tree_complete(&tree, path) => {
+                    return Ok(false)
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(self.read_file_at(commit, path)?.is_some())
+    }
+
     /// Whether `ancestor` is an ancestor of `commit` (or equal), if it can be told locally.
     pub fn is_ancestor(&self, ancestor: &str, commit: &str) -> Option<bool> {
         let a = Oid::from_str(ancestor).ok()?;

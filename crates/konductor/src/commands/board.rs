@@ -27,7 +27,9 @@ pub fn cmd_board(args: BoardArgs) -> anyhow::Result<i32> {
     let store = args.remote.open()?;
     let now = konductor_core::time::now();
     let mut reports = Vec::new();
-    for t in discover(&store, args.horizon.max(1))?.into_iter().rev() {
+    let found = discover(&store, args.horizon.max(1), false)?;
+    super::warn_ignored(&found);
+    for t in found.trains.into_iter().rev() {
         match plan_train(&store, t, None, None, now) {
             Ok(p) => reports.push(TrainReport::new(&p)),
             Err(e) => eprintln!("konductor: warning: train {t}: {e}"),
@@ -42,7 +44,9 @@ pub fn cmd_board(args: BoardArgs) -> anyhow::Result<i32> {
     std::fs::rename(&tmp, &index).with_context(|| format!("cannot write `{}`", index.display()))?;
     std::fs::write(
         args.out.join("board.json"),
-        serde_json::to_string_pretty(&serde_json::json!({ "trains": reports }))?,
+        serde_json::to_string_pretty(
+            &serde_json::json!({ "trains": reports, "ignored": found.ignored }),
+        )?,
     )?;
     out!("wrote {} ({} trains)", index.display(), reports.len());
     Ok(0)

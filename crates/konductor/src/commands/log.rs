@@ -47,7 +47,9 @@ pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {
             }
         }
         None => {
-            for t in discover(&store, args.horizon.max(1))? {
+            let found = discover(&store, args.horizon.max(1), false)?;
+            super::warn_ignored(&found);
+            for t in found.trains {
                 records.extend(store.tag_records(&train_glob(t))?.into_iter().filter(|r| {
                     konductor_core::tag::Tag::parse_any(&r.name)
                         .map_or(true, |x| x.is_some_and(|x| x.train() == t))

@@ -50,3 +50,10 @@ macro_rules! out {
         writeln!(std::io::stdout().lock(), $($arg)*)?;
     }};
 }
+
+/// Print discovery's warnings about train tags that are not trains.
+pub fn warn_ignored(found: &konductor_core::ops::Discovery) {
+    for w in found.warnings() {
+        eprintln!("konductor: warning: {w}");
+    }
+}

@@ -53,7 +53,8 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
             std::thread::sleep(std::time::Duration::from_secs(3));
         },
         None => {
-            let trains = discover(&store, args.horizon.max(1))?;
+            let found = discover(&store, args.horizon.max(1), false)?;
+            let trains = found.trains.clone();
             let mut reports = Vec::new();
             let mut errors = Vec::new();
             for t in trains.into_iter().rev() {
@@ -70,7 +71,7 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
                 out!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &serde_json::json!({"trains": reports, "errors": errs})
+                        &serde_json::json!({"trains": reports, "errors": errs, "ignored": found.ignored})
                     )?
                 );
             } else {
@@ -78,6 +79,7 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
                 for (t, e) in errors {
                     eprintln!("konductor: warning: train {t}: {e}");
                 }
+                super::warn_ignored(&found);
             }
             Ok(0)
         }

@@ -46,13 +46,11 @@ pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
         dry_run: args.dry_run,
         horizon: args.horizon,
     };
-    let ticks = tick(&store, &opts, &who, konductor_core::time::now())?;
+    let report = tick(&store, &opts, &who, konductor_core::time::now())?;
+    let ticks = &report.trains;
     let mut code = 0;
     if args.output.json {
-        out!(
-            "{}",
-            serde_json::to_string(&serde_json::json!({ "trains": ticks }))?
-        );
+        out!("{}", serde_json::to_string(&report)?);
         if ticks.iter().any(|t| t.error.is_some()) {
             code = konductor_core::exit_codes::BAD_INPUT;
         }
@@ -60,7 +58,10 @@ pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
         if ticks.is_empty() {
             out!("no trains on `{}`", store.remote().url);
         }
-        for t in &ticks {
+        for w in konductor_core::discover::ignored_warnings(&report.ignored) {
+            eprintln!("konductor: warning: {w}");
+        }
+        for t in ticks {
             for w in &t.warnings {
                 eprintln!("konductor: warning: train {}: {w}", t.train);
             }

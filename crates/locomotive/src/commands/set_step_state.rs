@@ -67,7 +67,7 @@ pub fn cmd_set_step_state(args: SetStepStateArgs) -> anyhow::Result<i32> {
             dry_run: false,
             horizon: DEFAULT_HORIZON,
         };
-        for t in tick(&store, &opts, &who, konductor_core::time::now())? {
+        for t in tick(&store, &opts, &who, konductor_core::time::now())?.trains {
             for a in &t.actions {
                 writeln!(
                     std::io::stdout().lock(),

@@ -1,0 +1,189 @@
+//! Hostile tags on the remote (issue 12): junk under a train tag's name must never hang a
+//! reader, hide a real train, or move the numbering; it is ignored with a warning.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Env, Out, SMALL_SDD};
+use crate::support::servers::Kind;
+
+/// Run `git` in the server's repository with `input` on stdin.
+fn server_git_input(env: &Env, args: &[&str], input: &str) -> String {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(&env.server.bare)
+        .args(args)
+        .env("GIT_COMMITTER_NAME", "Mallory")
+        .env("GIT_COMMITTER_EMAIL", "mallory@example.com")
+        .env("GIT_AUTHOR_NAME", "Mallory")
+        .env("GIT_AUTHOR_EMAIL", "mallory@example.com")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// An annotated tag on the server, by someone with push access.
+fn annotated(env: &Env, name: &str, target: &str) {
+    env.server.git(&[
+        "-c",
+        "user.name=Mallory",
+        "-c",
+        "user.email=mallory@example.com",
+        "tag",
+        "-a",
+        "-m",
+        "junk",
+        name,
+        target,
+    ]);
+}
+
+/// A commit whose tree has no `sdd.yaml`.
+fn commit_without_graph(env: &Env) -> String {
+    let blob = server_git_input(env, &["hash-object", "-w", "--stdin"], "x\n");
+    let tree = server_git_input(env, &["mktree"], &format!("100644 blob {blob}\tREADME\n"));
+    server_git_input(env, &["commit-tree", "-m", "no graph", &tree], "")
+}
+
+/// Run a command that must finish: a hang is a failure, not a stuck suite. The bound is
+/// far above any real run (these take well under a second).
+fn bounded(env: &Env, args: &[&str]) -> Out {
+    let mut cmd = env.cmd("konductor");
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(300) {
+            child.kill().unwrap();
+            panic!("`konductor {}` did not finish in 300 s", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn cold(env: &Env) {
+    let _ = std::fs::remove_dir_all(&env.cache);
+}
+
+#[test]
+fn huge_train_number_does_not_hang_readers() {
+    let env = Env::new(Kind::Daemon, SMALL_SDD);
+    let t = env.start();
+    env.tick(&t);
+    annotated(&env, "release=4294967295.0", &env.sha);
+    for warm in [false, true] {
+        if !warm {
+            cold(&env);
+        }
+        for args in [
+            &["status"][..],
+            &["status", "--json"],
+            &["tick"],
+            &["log"],
+            &["board", "--out", "board"],
+        ] {
+            let out = bounded(&env, args);
+            assert!(
+                out.code == 0,
+                "`{}` (warm cache: {warm}): {out:?}",
+                args.join(" ")
+            );
+        }
+        let status = bounded(&env, &["status"]);
+        assert!(status.stdout.contains("1.0"), "{status:?}");
+    }
+    // `start` either opens the next train or says plainly that no number is left.
+    let out = bounded(&env, &["start", "--sha", &env.sha]);
+    assert!(
+        out.code == 0 || (out.code == 2 && out.stderr.contains("4294967295")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn junk_train_far_ahead_hides_no_real_train_from_a_cold_cache() {
+    let env = Env::new(Kind::Daemon, SMALL_SDD);
+    let t = env.start();
+    assert_eq!(t, "1.0");
+    env.tick(&t);
+    env.report("release=1.0=a.1", "success").ok();
+    // Junk far ahead: a lightweight tag, an annotated tag on a tree, and one on a commit
+    // without a graph. None of them is a train.
+    env.server.git(&["tag", "release=1000.0", &env.sha]);
+    annotated(&env, "release=1001.0", &format!("{}^{{tree}}", env.sha));
+    let bare = commit_without_graph(&env);
+    annotated(&env, "release=1002.0", &bare);
+    for warm in [false, true] {
+        if !warm {
+            cold(&env);
+        }
+        let out = bounded(&env, &["status", "--json"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let trains: Vec<&str> = v["trains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["train"].as_str().unwrap())
+            .collect();
+        assert_eq!(trains, ["1.0"], "warm cache: {warm}: {v}");
+        let ignored: Vec<(&str, &str)> = v["ignored"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["tag"].as_str().unwrap(), i["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(ignored.len(), 3, "{ignored:?}");
+        assert!(ignored[0].0 == "release=1002.0" && ignored[0].1.contains("has no `sdd.yaml`"));
+        assert!(ignored[1].0 == "release=1001.0" && ignored[1].1.contains("points to a tree"));
+        assert!(ignored[2].0 == "release=1000.0" && ignored[2].1.contains("lightweight"));
+        let text = bounded(&env, &["status"]);
+        assert!(
+            text.stderr
+                .contains("warning: ignored train tag `release=1000.0`"),
+            "{text:?}"
+        );
+    }
+    // A cold tick advances the real train (c needs a and b).
+    cold(&env);
+    env.report("release=1.0=b.1", "success").ok();
+    let out = bounded(&env, &["tick"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("release=1.0=c.1"), "{out:?}");
+    assert!(
+        !out.stdout.contains("release=100"),
+        "junk is never ticked: {out:?}"
+    );
+    // Numbering ignores junk: the next train is 2.0. A junk tag squatting the next number
+    // is skipped by the create-only push, and a warm cache still finds the trains above it.
+    cold(&env);
+    assert_eq!(env.start(), "2.0");
+    env.server.git(&["tag", "release=3.0", &env.sha]);
+    assert_eq!(env.start(), "4.0");
+    let v: serde_json::Value =
+        serde_json::from_str(&bounded(&env, &["status", "--json"]).ok()).unwrap();
+    let trains: Vec<&str> = v["trains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["train"].as_str().unwrap())
+        .collect();
+    assert_eq!(trains, ["4.0", "2.0", "1.0"], "{v}");
+}
