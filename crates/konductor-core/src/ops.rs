@@ -822,11 +822,16 @@ pub struct PublishResult {
     pub commit: String,
     /// The train.
     pub train: String,
+    /// Folders left out because git cannot hold them empty, as paths with a trailing `/`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub empty_dirs: Vec<String>,
 }
 
 /// Commit the manifests in `dir` as a dangling commit whose parent is the previous deploy
 /// commit under `tag`, then move `tag` there with a compare-and-swap push: a tag moved
-/// meanwhile is a [`Error::Conflict`], never a silent overwrite.
+/// meanwhile is a [`Error::Conflict`], never a silent overwrite. A folder that holds
+/// anything git cannot commit as it is (see [`crate::manifests`]) is refused before
+/// anything is read from the remote: nothing is pushed and the tag does not move.
 pub fn publish_manifests(
     store: &Store,
     opts: &PublishOptions,
@@ -852,6 +857,8 @@ pub fn publish_manifests(
             opts.dir.display()
         )));
     }
+    let scan = crate::manifests::scan(&opts.dir)?;
+    scan.check(&opts.dir, tag)?;
     let trig = match opts.triggering_tag.parse::<Tag>()? {
         Tag::Trigger(tr) => tr,
         other => {
@@ -899,12 +906,13 @@ pub fn publish_manifests(
         "deploy train {} to {tag}\n\ntrain: {}\nsource: {}\ntrigger: {trig_name}\nby: {who}\n",
         trig.train, trig.train, source
     );
-    let commit = store.commit_dir(&opts.dir, previous_commit.as_deref(), &msg, who, now)?;
+    let commit = store.commit_dir(&scan, previous_commit.as_deref(), &msg, who, now)?;
     store.push_ref_cas(&refname, &commit, previous.as_deref())?;
     Ok(PublishResult {
         tag: tag.to_string(),
         previous,
         commit,
         train: trig.train.to_string(),
+        empty_dirs: scan.empty_dirs,
     })
 }
