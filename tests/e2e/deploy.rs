@@ -151,8 +151,11 @@ fn publish_keeps_exec_bits_symlink_targets_and_non_utf8_names() {
     let out = publish(&env, &dir, "staging-k8s", "release=1.0=a.1");
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.stderr.contains("warning: empty folder `empty/nested/` was not published")
-            && out.stderr.contains("warning: empty folder `empty/` was not published"),
+        out.stderr
+            .contains("warning: empty folder `empty/nested/` was not published")
+            && out
+                .stderr
+                .contains("warning: empty folder `empty/` was not published"),
         "{out:?}"
     );
     assert_eq!(
@@ -222,7 +225,10 @@ fn publish_refuses_unpublishable_paths_and_leaves_the_deploy_tag() {
     );
     assert_eq!(env.server.git(&["rev-parse", "staging-k8s"]), before);
     assert_eq!(
-        env.server.git(&["log", "--format=%H", "staging-k8s"]).lines().count(),
+        env.server
+            .git(&["log", "--format=%H", "staging-k8s"])
+            .lines()
+            .count(),
         1
     );
 }

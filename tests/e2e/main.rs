@@ -10,6 +10,7 @@ mod deploy;
 mod docs;
 mod doctor;
 mod faults;
+mod free_text;
 mod gc;
 mod harness;
 mod lifecycle;

@@ -127,7 +127,12 @@ struct Walker {
 impl Walker {
     /// Walk the canonical folder `real`, shown as `shown`; `stack` holds the canonical
     /// folders being walked, `real` included.
-    fn dir(&mut self, real: &Path, shown: &Path, stack: &mut Vec<PathBuf>) -> Result<Option<usize>> {
+    fn dir(
+        &mut self,
+        real: &Path,
+        shown: &Path,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Option<usize>> {
         let read = fs::read_dir(real).map_err(|e| Error::Io {
             what: format!("cannot read `{}`", real.display()),
             source: e,
@@ -188,7 +193,12 @@ impl Walker {
     }
 
     /// A folder reached at `real` (canonical).
-    fn subdir(&mut self, real: PathBuf, shown: &Path, stack: &mut Vec<PathBuf>) -> Result<Option<Entry>> {
+    fn subdir(
+        &mut self,
+        real: PathBuf,
+        shown: &Path,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Option<Entry>> {
         if let Some(done) = self.memo.get(&real) {
             return Ok(done.map(Entry::Dir));
         }
@@ -199,14 +209,22 @@ impl Walker {
         Ok(id.map(Entry::Dir))
     }
 
-    fn symlink(&mut self, path: &Path, shown: &Path, stack: &mut Vec<PathBuf>) -> Result<Option<Entry>> {
+    fn symlink(
+        &mut self,
+        path: &Path,
+        shown: &Path,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Option<Entry>> {
         let target = fs::read_link(path)
             .map(|t| show(&t))
             .unwrap_or_else(|_| "?".into());
         let real = match fs::canonicalize(path) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.problem(shown, format!("symlink to `{target}`, which does not exist (dangling)"));
+                self.problem(
+                    shown,
+                    format!("symlink to `{target}`, which does not exist (dangling)"),
+                );
                 return Ok(None);
             }
             Err(e) if is_loop(&e) => {
@@ -214,14 +232,20 @@ impl Walker {
                 return Ok(None);
             }
             Err(e) => {
-                self.problem(shown, format!("symlink to `{target}` cannot be resolved: {e}"));
+                self.problem(
+                    shown,
+                    format!("symlink to `{target}` cannot be resolved: {e}"),
+                );
                 return Ok(None);
             }
         };
         if !real.starts_with(&self.root) {
             self.problem(
                 shown,
-                format!("symlink to `{target}` leads outside the manifest folder (to `{}`)", show(&real)),
+                format!(
+                    "symlink to `{target}` leads outside the manifest folder (to `{}`)",
+                    show(&real)
+                ),
             );
             return Ok(None);
         }
@@ -452,7 +476,9 @@ mod tests {
         assert_eq!(names, vec![&b"base"[..], b"overlay", b"svc.yaml"]);
         // The folder reached twice is one tree.
         assert_eq!(root.entries[0].1, root.entries[1].1);
-        assert!(matches!(&root.entries[2].1, Entry::File { path, .. } if path.ends_with("base/svc.yaml")));
+        assert!(
+            matches!(&root.entries[2].1, Entry::File { path, .. } if path.ends_with("base/svc.yaml"))
+        );
     }
 
     #[test]

@@ -495,6 +495,11 @@ pub fn set_step_state(
     who: &Identity,
     now: i64,
 ) -> Result<SetStateResult> {
+    // Each line of an info string becomes one line of the message: nothing else may
+    // break it (checked before the remote is read).
+    for line in opts.info.iter().flat_map(|i| i.lines()) {
+        crate::train::check_one_line("a line of `--info-string`", line)?;
+    }
     let trig = match opts.triggering_tag.parse::<Tag>()? {
         Tag::Trigger(tr) => tr,
         other => {
@@ -645,6 +650,9 @@ pub fn unblock(
     sdd: Option<&Sdd>,
     now: i64,
 ) -> Result<String> {
+    if let Some(r) = reason {
+        crate::train::check_one_line("`--reason`", r)?;
+    }
     refresh_train(store, t)?;
     let Planned { obs, sdd, plan: p } = plan_train(store, t, sdd, None, now)?;
     let Some(s) = sdd.step(step) else {
@@ -693,6 +701,7 @@ pub fn unblock(
         return Err(Error::input(format!("train {t} is cancelled")));
     }
     let name = Tag::Step(t, step.to_string(), StepVerb::Unblocked).to_string();
+    // Konductor's fields come first; the reason is one line and comes last.
     let msg = format!(
         "unblock `{step}`\n\nby: {by}\nreason: {}\n",
         reason.unwrap_or("(none given)")
@@ -776,6 +785,9 @@ pub fn cancel(
     by: &Identity,
     now: i64,
 ) -> Result<String> {
+    if let Some(r) = reason {
+        crate::train::check_one_line("`--reason`", r)?;
+    }
     refresh_train(store, t)?;
     let obs = observe(store, t)?;
     if obs.cancelled.is_some() {

@@ -732,6 +732,11 @@ impl Store {
         who: &Identity,
         when: i64,
     ) -> Result<String> {
+        // A line break in the identity would add lines to the tag object and its message.
+        crate::train::check_one_line(
+            "the identity (`KONDUCTOR_IDENTITY` or git's `user.name`/`user.email`)",
+            &who.to_string(),
+        )?;
         let oid = Oid::from_str(commit)
             .map_err(|_| Error::input(format!("`{commit}` is not an object id")))?;
         let obj = self.repo.find_object(oid, None).map_err(|e| {
