@@ -167,3 +167,117 @@ fn racing_publishes_under_load() {
         "rounds where a successful writer's deploy is missing"
     );
 }
+
+/// The tree under `rev` on the server: `mode name` lines, names quoted as git quotes them.
+fn tree_modes(env: &Env, rev: &str) -> Vec<String> {
+    env.server
+        .git(&["ls-tree", "-r", "--format=%(objectmode) %(path)", rev])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn publish_keeps_exec_bits_symlink_targets_and_non_utf8_names() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let env = Env::new(Kind::Daemon, SMALL_SDD);
+    let t = env.start();
+    env.tick(&t);
+    let dir = env.root.path().join("manifests");
+    std::fs::create_dir_all(dir.join("base")).unwrap();
+    std::fs::create_dir_all(dir.join("empty/nested")).unwrap();
+    std::fs::write(dir.join("base/svc.yaml"), "kind: Service\n").unwrap();
+    std::fs::write(dir.join("hook.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(dir.join("hook.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    symlink("base/svc.yaml", dir.join("svc-link.yaml")).unwrap();
+    symlink("base", dir.join("overlay")).unwrap();
+    std::fs::write(
+        dir.join(std::ffi::OsStr::from_bytes(b"caf\xe9.yaml")),
+        "kind: ConfigMap\n",
+    )
+    .unwrap();
+    let out = publish(&env, &dir, "staging-k8s", "release=1.0=a.1");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("warning: empty folder `empty/nested/` was not published")
+            && out
+                .stderr
+                .contains("warning: empty folder `empty/` was not published"),
+        "{out:?}"
+    );
+    assert_eq!(
+        tree_modes(&env, "staging-k8s"),
+        vec![
+            "100644 base/svc.yaml",
+            "100644 \"caf\\351.yaml\"",
+            "100755 hook.sh",
+            "100644 overlay/svc.yaml",
+            "100644 svc-link.yaml",
+        ]
+    );
+    for path in ["overlay/svc.yaml", "svc-link.yaml"] {
+        assert_eq!(
+            env.server.git(&["show", &format!("staging-k8s:{path}")]),
+            "kind: Service\n",
+            "{path} holds its target's content"
+        );
+    }
+}
+
+#[test]
+fn publish_refuses_unpublishable_paths_and_leaves_the_deploy_tag() {
+    use std::os::unix::fs::symlink;
+    let env = Env::new(Kind::Daemon, SMALL_SDD);
+    let t = env.start();
+    env.tick(&t);
+    let dir = env.root.path().join("manifests");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("app.yaml"), "kind: Deployment\n").unwrap();
+    publish(&env, &dir, "staging-k8s", "release=1.0=a.1").ok();
+    let before = env.server.git(&["rev-parse", "staging-k8s"]);
+    let outside = env.root.path().join("secret.yaml");
+    std::fs::write(&outside, "kind: Secret\n").unwrap();
+    symlink(&outside, dir.join("escape.yaml")).unwrap();
+    symlink("gone.yaml", dir.join("dangling.yaml")).unwrap();
+    symlink("loop-b", dir.join("loop-a")).unwrap();
+    symlink("loop-a", dir.join("loop-b")).unwrap();
+    symlink("..", dir.join("sub/up")).unwrap();
+    let mkfifo = std::process::Command::new("mkfifo")
+        .arg(dir.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(mkfifo.success());
+    let out = publish(&env, &dir, "staging-k8s", "release=1.0=a.1")
+        .fails(2, "6 paths cannot be committed as they are");
+    for (path, why) in [
+        ("dangling.yaml", "does not exist (dangling)"),
+        ("escape.yaml", "leads outside the manifest folder"),
+        ("loop-a", "is a loop"),
+        ("loop-b", "is a loop"),
+        ("pipe", "a named pipe (fifo)"),
+        ("sub/up", "is a loop: it leads back to `.`"),
+    ] {
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("  `{path}`: ")) && l.contains(why)),
+            "{path}: {why}\n{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr.contains("`staging-k8s` was not moved"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.server.git(&["rev-parse", "staging-k8s"]), before);
+    assert_eq!(
+        env.server
+            .git(&["log", "--format=%H", "staging-k8s"])
+            .lines()
+            .count(),
+        1
+    );
+}

@@ -11,6 +11,7 @@ mod deploy;
 mod docs;
 mod doctor;
 mod faults;
+mod free_text;
 mod gc;
 mod harness;
 mod hostile;

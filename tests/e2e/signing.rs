@@ -9,7 +9,7 @@ use crate::support::servers::Kind;
 
 const SDD: &str = "a: []\ngate: {needs: [a], manual: true, approvers: [te@example.com]}\nb: [gate]\ndone: {needs: [b], virtual: true}\n";
 
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let key = dir.join(name);
     let ok = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])

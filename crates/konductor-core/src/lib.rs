@@ -21,6 +21,7 @@ pub mod doctor;
 pub mod error;
 pub mod exit_codes;
 pub mod gc;
+pub mod manifests;
 pub mod ops;
 pub mod plan;
 pub mod report;

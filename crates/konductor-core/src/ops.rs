@@ -479,6 +479,11 @@ pub fn set_step_state(
     who: &Identity,
     now: i64,
 ) -> Result<SetStateResult> {
+    // Each line of an info string becomes one line of the message: nothing else may
+    // break it (checked before the remote is read).
+    for line in opts.info.iter().flat_map(|i| i.lines()) {
+        crate::train::check_one_line("a line of `--info-string`", line)?;
+    }
     let trig = match opts.triggering_tag.parse::<Tag>()? {
         Tag::Trigger(tr) => tr,
         other => {
@@ -629,6 +634,9 @@ pub fn unblock(
     sdd: Option<&Sdd>,
     now: i64,
 ) -> Result<String> {
+    if let Some(r) = reason {
+        crate::train::check_one_line("`--reason`", r)?;
+    }
     refresh_train(store, t)?;
     let Planned { obs, sdd, plan: p } = plan_train(store, t, sdd, None, now)?;
     let Some(s) = sdd.step(step) else {
@@ -677,6 +685,7 @@ pub fn unblock(
         return Err(Error::input(format!("train {t} is cancelled")));
     }
     let name = Tag::Step(t, step.to_string(), StepVerb::Unblocked).to_string();
+    // Konductor's fields come first; the reason is one line and comes last.
     let msg = format!(
         "unblock `{step}`\n\nby: {by}\nreason: {}\n",
         reason.unwrap_or("(none given)")
@@ -808,6 +817,9 @@ pub fn cancel(
     by: &Identity,
     now: i64,
 ) -> Result<String> {
+    if let Some(r) = reason {
+        crate::train::check_one_line("`--reason`", r)?;
+    }
     refresh_train(store, t)?;
     let obs = observe(store, t)?;
     if obs.cancelled.is_some() {
@@ -854,11 +866,16 @@ pub struct PublishResult {
     pub commit: String,
     /// The train.
     pub train: String,
+    /// Folders left out because git cannot hold them empty, as paths with a trailing `/`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub empty_dirs: Vec<String>,
 }
 
 /// Commit the manifests in `dir` as a dangling commit whose parent is the previous deploy
 /// commit under `tag`, then move `tag` there with a compare-and-swap push: a tag moved
-/// meanwhile is a [`Error::Conflict`], never a silent overwrite.
+/// meanwhile is a [`Error::Conflict`], never a silent overwrite. A folder that holds
+/// anything git cannot commit as it is (see [`crate::manifests`]) is refused before
+/// anything is read from the remote: nothing is pushed and the tag does not move.
 pub fn publish_manifests(
     store: &Store,
     opts: &PublishOptions,
@@ -884,6 +901,8 @@ pub fn publish_manifests(
             opts.dir.display()
         )));
     }
+    let scan = crate::manifests::scan(&opts.dir)?;
+    scan.check(&opts.dir, tag)?;
     let trig = match opts.triggering_tag.parse::<Tag>()? {
         Tag::Trigger(tr) => tr,
         other => {
@@ -931,12 +950,13 @@ pub fn publish_manifests(
         "deploy train {} to {tag}\n\ntrain: {}\nsource: {}\ntrigger: {trig_name}\nby: {who}\n",
         trig.train, trig.train, source
     );
-    let commit = store.commit_dir(&opts.dir, previous_commit.as_deref(), &msg, who, now)?;
+    let commit = store.commit_dir(&scan, previous_commit.as_deref(), &msg, who, now)?;
     store.push_ref_cas(&refname, &commit, previous.as_deref())?;
     Ok(PublishResult {
         tag: tag.to_string(),
         previous,
         commit,
         train: trig.train.to_string(),
+        empty_dirs: scan.empty_dirs,
     })
 }

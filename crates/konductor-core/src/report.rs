@@ -142,7 +142,7 @@ impl TrainReport {
                     started_at: cur.and_then(|a| a.started_at.clone()),
                     finished_at: cur.and_then(|a| a.finished_at.clone()),
                     duration_secs: cur.and_then(|a| a.duration_secs),
-                    unblocked_by: unblock.map(|e| e.field("by").unwrap_or(&e.by).to_string()),
+                    unblocked_by: unblock.map(|e| e.who("by")),
                     unblocked_at: unblock.map(|e| rfc3339(e.at)),
                     attempts: atts,
                 }
@@ -156,16 +156,9 @@ impl TrainReport {
             target: p.plan.target.clone(),
             steps,
             opened_at: rfc3339(obs.opened.at),
-            opened_by: obs
-                .opened
-                .field("opened-by")
-                .unwrap_or(&obs.opened.by)
-                .to_string(),
+            opened_by: obs.opened.who("opened-by"),
             placement,
-            cancelled_by: obs
-                .cancelled
-                .as_ref()
-                .map(|e| e.field("by").unwrap_or(&e.by).to_string()),
+            cancelled_by: obs.cancelled.as_ref().map(|e| e.who("by")),
             cancel_reason: obs
                 .cancelled
                 .as_ref()
@@ -274,8 +267,13 @@ pub struct LogEvent {
     pub step: Option<String>,
     /// The attempt, if any.
     pub attempt: Option<u32>,
-    /// Who (tagger, or the `by:` field).
+    /// Who: the verified signer when signatures are checked and the tag's verifies, else
+    /// the `by:` (or `opened-by:`) field, else the tagger.
     pub by: String,
+    /// With signature verification on: whether `by` is a verified signer (`false`: `by`
+    /// is only what the tag claims). Absent when verification is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
     /// The commit the tag points to.
     pub commit: String,
     /// The tag.
@@ -318,9 +316,11 @@ pub fn log_events(records: &[TagRecord]) -> Vec<LogEvent> {
                 Ok(None) => return None,
                 Err(_) => ("?".into(), "malformed".into(), None, None),
             };
-            let by = message_field(&r.message, "by")
-                .or_else(|| message_field(&r.message, "opened-by"))
-                .map(str::to_string)
+            let by = r
+                .signer
+                .clone()
+                .or_else(|| message_field(&r.message, "by").map(str::to_string))
+                .or_else(|| message_field(&r.message, "opened-by").map(str::to_string))
                 .or_else(|| r.tagger.clone())
                 .unwrap_or_else(|| "unknown".into());
             let info = r
@@ -338,6 +338,11 @@ pub fn log_events(records: &[TagRecord]) -> Vec<LogEvent> {
                 step,
                 attempt,
                 by,
+                verified: match (&r.signer, &r.signature_error) {
+                    (Some(_), _) => Some(true),
+                    (None, Some(_)) => Some(false),
+                    (None, None) => None,
+                },
                 commit: r.commit.clone(),
                 tag: r.name.clone(),
                 info,

@@ -732,6 +732,11 @@ impl Store {
         who: &Identity,
         when: i64,
     ) -> Result<String> {
+        // A line break in the identity would add lines to the tag object and its message.
+        crate::train::check_one_line(
+            "the identity (`KONDUCTOR_IDENTITY` or git's `user.name`/`user.email`)",
+            &who.to_string(),
+        )?;
         let oid = Oid::from_str(commit)
             .map_err(|_| Error::input(format!("`{commit}` is not an object id")))?;
         let obj = self.repo.find_object(oid, None).map_err(|e| {
@@ -1060,17 +1065,17 @@ impl Store {
         self.repo.refname_to_id(refname).ok().map(|o| o.to_string())
     }
 
-    /// Write a commit holding the files under `dir` (recursively), with `parent` if given.
-    /// The commit is on no branch.
+    /// Write a commit holding the manifest folder `scan` describes (see
+    /// [`crate::manifests`]), with `parent` if given. The commit is on no branch.
     pub fn commit_dir(
         &self,
-        dir: &Path,
+        scan: &crate::manifests::Scan,
         parent: Option<&str>,
         message: &str,
         who: &Identity,
         when: i64,
     ) -> Result<String> {
-        let tree = self.write_tree(dir)?;
+        let tree = self.write_tree(scan)?;
         let tree = self
             .repo
             .find_tree(tree)
@@ -1092,56 +1097,46 @@ impl Store {
         Ok(id.to_string())
     }
 
-    fn write_tree(&self, dir: &Path) -> Result<Oid> {
-        let mut tb = self
-            .repo
-            .treebuilder(None)
-            .map_err(|e| git_err(&self.remote, "cannot build tree", e))?;
-        let mut entries: Vec<_> = fs::read_dir(dir)
-            .map_err(|e| Error::Io {
-                what: format!("cannot read `{}`", dir.display()),
-                source: e,
-            })?
-            .filter_map(|e| e.ok())
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name == ".git" {
-                continue;
+    /// Write the trees of `scan`, children first; the root's id (the empty tree when
+    /// nothing can be published). Tree entry names are bytes, as git's are.
+    fn write_tree(&self, scan: &crate::manifests::Scan) -> Result<Oid> {
+        use crate::manifests::Entry;
+        let build = |e: git2::Error| git_err(&self.remote, "cannot build tree", e);
+        let mut ids: Vec<Oid> = Vec::with_capacity(scan.dirs.len());
+        for dir in &scan.dirs {
+            let mut tb = self.repo.treebuilder(None).map_err(build)?;
+            for (name, entry) in &dir.entries {
+                let (id, mode) = match entry {
+                    Entry::Dir(i) => (ids[*i], 0o040000),
+                    Entry::File { path, executable } => {
+                        let data = fs::read(path).map_err(|err| Error::Io {
+                            what: format!("cannot read `{}`", path.display()),
+                            source: err,
+                        })?;
+                        let blob = self
+                            .repo
+                            .blob(&data)
+                            .map_err(|e| git_err(&self.remote, "cannot write blob", e))?;
+                        (blob, if *executable { 0o100755 } else { 0o100644 })
+                    }
+                };
+                let name = std::ffi::CString::new(name.clone())
+                    .map_err(|_| Error::input("a file name holds a NUL byte"))?;
+                tb.insert(name, id, mode).map_err(build)?;
             }
-            let path = e.path();
-            let ft = e.file_type().map_err(|err| Error::Io {
-                what: format!("cannot read `{}`", path.display()),
-                source: err,
-            })?;
-            if ft.is_dir() {
-                let sub = self.write_tree(&path)?;
-                if self
-                    .repo
-                    .find_tree(sub)
-                    .map(|t| !t.is_empty())
-                    .unwrap_or(false)
-                {
-                    tb.insert(name, sub, 0o040000)
-                        .map_err(|e| git_err(&self.remote, "cannot build tree", e))?;
-                }
-            } else if ft.is_file() {
-                let data = fs::read(&path).map_err(|err| Error::Io {
-                    what: format!("cannot read `{}`", path.display()),
-                    source: err,
-                })?;
-                let blob = self
-                    .repo
-                    .blob(&data)
-                    .map_err(|e| git_err(&self.remote, "cannot write blob", e))?;
-                tb.insert(name, blob, 0o100644)
-                    .map_err(|e| git_err(&self.remote, "cannot build tree", e))?;
+            ids.push(
+                tb.write()
+                    .map_err(|e| git_err(&self.remote, "cannot write tree", e))?,
+            );
+        }
+        match scan.root() {
+            Some(root) => Ok(ids[root]),
+            None => {
+                let tb = self.repo.treebuilder(None).map_err(build)?;
+                tb.write()
+                    .map_err(|e| git_err(&self.remote, "cannot write tree", e))
             }
         }
-        tb.write()
-            .map_err(|e| git_err(&self.remote, "cannot write tree", e))
     }
 
     /// The content of `path` at `commit`, fetching missing objects lazily.

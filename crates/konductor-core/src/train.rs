@@ -59,20 +59,69 @@ impl Event {
         }
     }
 
-    /// The value of a `key: value` line of the message, if any.
+    /// The value of a `key: value` line of the message, if any (see [`message_field`]).
     pub fn field(&self, key: &str) -> Option<&str> {
         message_field(&self.message, key)
     }
+
+    /// Who did it: the verified signer when signatures are checked, else the message's
+    /// `key:` field (`by` or `opened-by`), else the tagger.
+    pub fn who(&self, key: &str) -> String {
+        self.signer
+            .clone()
+            .or_else(|| self.field(key).map(str::to_string))
+            .unwrap_or_else(|| self.by.clone())
+    }
 }
 
-/// The value of a `key: value` (or `key:value`) line in a tag message.
+/// The fields Konductor writes itself. Each is read from its **first** line after the
+/// summary: every writer puts its own fields before any free text, so a line that free
+/// text slipped in later (a multi-line `--reason` of an older version) is never read as
+/// one. Other keys (`job_url`, from a job's info strings) keep the last line.
+pub const OWN_FIELDS: [&str; 3] = ["by", "opened-by", "reason"];
+
+/// The value of a `key: value` (or `key:value`) line in a tag message. The first line,
+/// the summary, is never a field.
 pub fn message_field<'a>(message: &'a str, key: &str) -> Option<&'a str> {
-    // The last occurrence: the writer's own fields come last.
-    message.lines().rev().find_map(|l| {
-        let l = l.trim();
-        let rest = l.strip_prefix(key)?.strip_prefix(':')?;
+    let value = |l: &'a str| {
+        let rest = l.trim().strip_prefix(key)?.strip_prefix(':')?;
         Some(rest.trim())
-    })
+    };
+    let body: Vec<&str> = message.lines().skip(1).collect();
+    if OWN_FIELDS.contains(&key) {
+        body.into_iter().find_map(value)
+    } else {
+        body.into_iter().rev().find_map(value)
+    }
+}
+
+/// Refuse free text that could break out of its one line of a tag message: line breaks
+/// and every other control character, Unicode line and paragraph separators, and the
+/// bidirectional overrides that make a terminal show text in another order than it is.
+/// `what` names the input (`` `--reason` ``).
+pub fn check_one_line(what: &str, text: &str) -> crate::error::Result<()> {
+    let bad = text.chars().enumerate().find(|(_, c)| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            )
+    });
+    match bad {
+        None => Ok(()),
+        Some((i, c)) => {
+            let kind = match c {
+                '\n' | '\r' | '\u{2028}' | '\u{2029}' => "a line break",
+                _ if c.is_control() => "a control character",
+                _ => "a bidirectional text control",
+            };
+            Err(crate::error::Error::input(format!(
+                "{what} holds {kind} (U+{:04X} at character {}); it is recorded as one line of the tag message, so write it on one line without control characters",
+                c as u32,
+                i + 1
+            )))
+        }
+    }
 }
 
 /// One attempt (job) of a step.
@@ -332,4 +381,77 @@ impl Observed {
 /// The first 10 characters of an object id.
 pub fn short(oid: &str) -> &str {
     &oid[..oid.len().min(10)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const WRITER: &str = "Train Engineer <te@example.com>";
+
+    /// The cancel message as `konductor cancel` writes it (and as older versions wrote it,
+    /// before reasons were checked).
+    fn cancel_message(reason: &str) -> String {
+        format!("cancel train 1.2\n\nby: {WRITER}\nreason: {reason}\n")
+    }
+
+    #[test]
+    fn a_multi_line_reason_of_an_old_tag_cannot_claim_another_identity() {
+        let m = cancel_message("x\nby: Release Boss <boss@example.com>\nreason: forged");
+        assert_eq!(message_field(&m, "by"), Some(WRITER));
+        assert_eq!(message_field(&m, "reason"), Some("x"));
+        let m = "train 1.0\n\nopened-by: Cron <c@x>\ncommit: 1\nopened-by: Boss <b@x>\n";
+        assert_eq!(message_field(m, "opened-by"), Some("Cron <c@x>"));
+    }
+
+    #[test]
+    fn the_summary_line_is_never_a_field() {
+        assert_eq!(
+            message_field("by: Boss\n\nby: Cron <c@x>\n", "by"),
+            Some("Cron <c@x>")
+        );
+        assert_eq!(message_field("reason: x", "reason"), None);
+    }
+
+    #[test]
+    fn job_url_keeps_the_last_line() {
+        let m = "release=1.0=a.1 started\n\njob_url:https://a\njob_url: https://b\nby: CI <ci@x>\n";
+        assert_eq!(message_field(m, "job_url"), Some("https://b"));
+    }
+
+    #[test]
+    fn check_one_line_names_what_it_refuses() {
+        let e = check_one_line("`--reason`", "x\nby: Boss")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`--reason` holds a line break (U+000A at character 2)"),
+            "{e}"
+        );
+        let e = check_one_line("`--reason`", "ok\u{1b}[2K")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a control character (U+001B"), "{e}");
+        let e = check_one_line("`--reason`", "a\u{202e}b")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bidirectional"), "{e}");
+        for ok in ["superseded by 1.1", "by: nobody, honestly", "déjà vu ✓", ""] {
+            assert!(check_one_line("`--reason`", ok).is_ok(), "{ok}");
+        }
+    }
+
+    proptest! {
+        /// Whatever a reason holds, the writer's `by:` is what is read back; and a reason
+        /// the writer accepts is read back whole.
+        #[test]
+        fn no_reason_changes_who_a_message_says_did_it(reason in "\\PC{0,20}(\n\\PC{0,20}){0,3}") {
+            let m = cancel_message(&reason);
+            prop_assert_eq!(message_field(&m, "by"), Some(WRITER));
+            if check_one_line("`--reason`", &reason).is_ok() {
+                prop_assert_eq!(message_field(&m, "reason"), Some(reason.trim()));
+            }
+        }
+    }
 }

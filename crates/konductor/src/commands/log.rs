@@ -77,7 +77,11 @@ pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {
             e.event,
             what,
             &e.commit[..e.commit.len().min(10)],
-            e.by,
+            if e.verified == Some(false) {
+                format!("{} (unverified)", e.by)
+            } else {
+                e.by.clone()
+            },
             e.info
         );
     }

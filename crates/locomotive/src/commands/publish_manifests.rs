@@ -10,9 +10,16 @@ use konductor_core::store::{CacheLocation, Identity};
 /// Commits DIR as a dangling commit whose parent is the previous commit under `--tag`
 /// (so `git log <tag>` is the deploy history) and moves the tag there. A tag that moved
 /// meanwhile is reported (exit 5) and nothing is overwritten.
+///
+/// Files keep their executable bit; a symlink whose target is inside DIR is committed as
+/// the target's content. A symlink leading outside DIR, a dangling one, a symlink loop, a
+/// fifo, a socket or a device refuses the whole publish (exit 2, every such path listed,
+/// nothing pushed). Empty folders cannot be held by git: they are left out, with a
+/// warning. See docs/integrations.md.
 #[derive(Debug, Args)]
 pub struct PublishManifestsArgs {
-    /// Directory holding the manifests (committed recursively; `.git` is skipped)
+    /// Directory holding the manifests (committed recursively; `.git` is skipped, symlinks
+    /// inside it are committed as their targets)
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// The moving tag, e.g. `staging-k8s` or `k8s-production`
@@ -34,6 +41,11 @@ pub fn cmd_publish_manifests(args: PublishManifestsArgs) -> anyhow::Result<i32> 
         triggering_tag: args.triggering_tag,
     };
     let r = publish_manifests(&store, &opts, &who, konductor_core::time::now())?;
+    for d in &r.empty_dirs {
+        eprintln!(
+            "locomotive: warning: empty folder `{d}` was not published: git cannot hold an empty folder, and Argo CD finds no manifest in one"
+        );
+    }
     writeln!(
         std::io::stdout().lock(),
         "{}: {} -> {} (train {})",
