@@ -1391,16 +1391,38 @@ impl Store {
                     .trim_start_matches("error: ")
             })
             .collect();
-        // git's own words for a cache it cannot write: a local failure, not the remote's.
-        if let Some(kind) = lines.iter().find_map(|l| local_io_error(l)) {
+        // A cache git could not write (a full disk) is a local failure, not the remote's.
+        // git does not always say why ("couldn't write '…/refs/tags/x.lock'"), so when it
+        // names a local write, try one.
+        let says = lines.iter().find_map(|l| local_io_error(l));
+        let cache_paths = [
+            self.dir.to_string_lossy().into_owned(),
+            fs::canonicalize(&self.dir)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ];
+        let in_cache = lines.iter().any(|l| {
+            is_local_write_failure(l)
+                && cache_paths.iter().any(|p| !p.is_empty() && l.contains(p.as_str()))
+        });
+        if says.is_some() || in_cache {
+            // A failed ref transaction is rolled back, so the disk may have room again
+            // by now: the probe then finds nothing, and git's words decide.
+            let cause = match (self.probe_write(), says) {
+                (Err(e), _) => e,
+                (Ok(()), Some(kind)) => std::io::Error::from(kind),
+                (Ok(()), None) => std::io::Error::other(
+                    "git could not write in it (is the disk or the quota full?)",
+                ),
+            };
+            // The cause follows in the printed chain: `…: No space left on device`.
             return Error::Io {
                 what: format!(
-                    "cannot write the cache `{}`: {} (git: {})",
+                    "cannot write the cache `{}` (git: {})",
                     self.dir.display(),
-                    io_kind_text(kind),
                     bounded(&lines, ERROR_LINES, ERROR_LINE_CHARS)
                 ),
-                source: std::io::Error::from(kind),
+                source: cause,
             };
         }
         let detail = bounded(&lines, ERROR_LINES, ERROR_LINE_CHARS);
@@ -1492,6 +1514,15 @@ impl Store {
             ));
         }
         Error::Remote(format!("{what} `{url}`: {detail}"))
+    }
+
+    /// Whether the cache directory can take 64 KiB more: writes and removes a probe file.
+    fn probe_write(&self) -> std::io::Result<()> {
+        let probe = self.dir.join(".write-probe");
+        let r = File::create(&probe)
+            .and_then(|mut f| f.write_all(&[0u8; 64 * 1024]).and_then(|()| f.sync_all()));
+        let _ = fs::remove_file(&probe);
+        r
     }
 
     /// The `remote:` lines of a push's stderr (what a server hook printed), redacted,
@@ -1662,12 +1693,20 @@ fn local_io_error(line: &str) -> Option<std::io::ErrorKind> {
     }
 }
 
-fn io_kind_text(kind: std::io::ErrorKind) -> &'static str {
-    match kind {
-        std::io::ErrorKind::StorageFull => "no space left on device",
-        std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system",
-        _ => "local I/O error",
-    }
+/// Whether a line of git's output says it could not write a local file (git does not
+/// always add the reason).
+fn is_local_write_failure(line: &str) -> bool {
+    !line.starts_with("remote:")
+        && [
+            "couldn't write",
+            "could not write",
+            "unable to write",
+            "unable to create",
+            "write error",
+            "cannot lock ref",
+        ]
+        .iter()
+        .any(|p| line.contains(p))
 }
 
 pub(crate) fn git_program() -> String {
