@@ -144,13 +144,10 @@ impl Drop for Tmpfs {
     }
 }
 
-#[test]
-fn a_full_cache_disk_is_a_short_local_error_not_a_remote_failure() {
-    let env = Env::new(Kind::Daemon, THREE_LEAVES);
-    let t = env.start();
-    // 3,000 tags of train 1.0: their loose refs alone need 12 MB of tmpfs pages.
+/// Create `n` junk tags `release=1.0=s<i>.1` on the server (lightweight, on the commit).
+fn junk_tags(env: &Env, n: usize) {
     let sha = env.sha.clone();
-    let refs: String = (0..3000)
+    let refs: String = (0..n)
         .map(|i| format!("create refs/tags/release=1.0=s{i}.1 {sha}\n"))
         .collect();
     let mut child = Command::new("git")
@@ -168,6 +165,14 @@ fn a_full_cache_disk_is_a_short_local_error_not_a_remote_failure() {
         .write_all(refs.as_bytes())
         .unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_full_cache_disk_is_a_short_local_error_not_a_remote_failure() {
+    let env = Env::new(Kind::Daemon, THREE_LEAVES);
+    let t = env.start();
+    // 3,000 tags of train 1.0: their loose refs alone need 12 MB of tmpfs pages.
+    junk_tags(&env, 3000);
     let cache = env.root.path().join("small-disk");
     let Some(_disk) = Tmpfs::mount(&cache, "1m") else {
         eprintln!("skipped: not root, cannot mount a tmpfs to fill");
@@ -217,4 +222,34 @@ fn the_git_cli_never_runs_a_remote_helper_even_when_config_allows_it() {
     );
     assert!(!pwned.exists(), "the ext:: command ran: {out:?}");
     assert_ne!(out.code, 0, "{out:?}");
+}
+
+#[test]
+fn thousands_of_fetched_tags_are_packed_not_left_as_loose_files() {
+    let env = Env::new(Kind::Daemon, THREE_LEAVES);
+    let t = env.start();
+    junk_tags(&env, 2000);
+    let out = env.k(&["status", "--train", &t]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let repo = std::fs::read_dir(&env.cache)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("repo.git"))
+        .find(|p| p.is_dir())
+        .expect("the cache repository");
+    let loose = walk_files(&repo.join("refs/tags"));
+    assert!(loose < 500, "{loose} loose tag refs left in the cache");
+    let packed = std::fs::read_to_string(repo.join("packed-refs")).expect("packed-refs");
+    assert!(packed.contains("refs/tags/release=1.0=s1999.1"), "not packed");
+    // Still read the same: a tick after packing sees the junk and triggers the train.
+    let out = env.k(&["tick", "--train", &t]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(triggers(&env, &t).len(), 2000 + 3);
+}
+
+fn walk_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.map(|e| e.unwrap().path())
+            .map(|p| if p.is_dir() { walk_files(&p) } else { 1 })
+            .sum()
+    })
 }
