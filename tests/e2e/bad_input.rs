@@ -56,8 +56,10 @@ fn every_row_of_the_bad_input_catalogue() {
     };
     let mut rows = 0;
     let mut failures = Vec::new();
+    // The first table only: the hostile cases below it are run by their own tests.
     for line in doc
         .lines()
+        .take_while(|l| !l.starts_with("## Hostile remotes"))
         .filter(|l| l.starts_with("| ") && !l.starts_with("| id"))
     {
         let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();

@@ -44,14 +44,18 @@ fn one_rejected_push_does_not_starve_the_rest_of_the_tick() {
     let out = env.k(&["tick"]);
     assert_eq!(out.code, 3, "a failed push exits 3: {out:?}");
     // Everything else was done: the other triggers of train 1.0 and all of train 2.0.
-    assert_eq!(triggers(&env, "1.0"), ["release=1.0=a.1", "release=1.0=c.1"]);
+    assert_eq!(
+        triggers(&env, "1.0"),
+        ["release=1.0=a.1", "release=1.0=c.1"]
+    );
     assert_eq!(
         triggers(&env, "2.0"),
         ["release=2.0=a.1", "release=2.0=b.1", "release=2.0=c.1"]
     );
     for created in ["release=1.0=a.1", "release=1.0=c.1", "release=2.0=b.1"] {
         assert!(
-            out.stdout.contains(&format!("{created} (dependencies done): created")),
+            out.stdout
+                .contains(&format!("{created} (dependencies done): created")),
             "{created} not listed: {out:?}"
         );
     }
@@ -68,7 +72,11 @@ fn one_rejected_push_does_not_starve_the_rest_of_the_tick() {
     assert!(out.stderr.contains("token *** seen"), "{out:?}");
     assert!(!out.stderr.contains(HTTP_PASS), "{out:?}");
     assert!(out.stderr.contains("more lines)"), "{out:?}");
-    assert!(out.stderr.len() < 3000, "{} bytes of stderr", out.stderr.len());
+    assert!(
+        out.stderr.len() < 3000,
+        "{} bytes of stderr",
+        out.stderr.len()
+    );
 
     // The same in JSON; the next tick retries only what failed.
     let out = env.k(&["tick", "--json"]);
@@ -82,7 +90,10 @@ fn one_rejected_push_does_not_starve_the_rest_of_the_tick() {
     assert_eq!(actions[0]["outcome"], "failed");
     let why = actions[0]["error"].as_str().unwrap();
     assert!(why.contains("pre-receive hook declined"), "{why}");
-    assert!(why.contains("policy: step b is frozen until Monday"), "{why}");
+    assert!(
+        why.contains("policy: step b is frozen until Monday"),
+        "{why}"
+    );
     assert!(v.get("stopped").is_none(), "{v}");
 }
 
@@ -186,7 +197,11 @@ fn a_full_cache_disk_is_a_short_local_error_not_a_remote_failure() {
     assert_eq!(out.code, 2, "a local I/O error: {out:?}");
     assert!(out.stderr.contains("No space left on device"), "{out:?}");
     assert!(out.stderr.contains("cannot write the cache"), "{out:?}");
-    assert!(out.stderr.len() < 3000, "{} bytes: {out:?}", out.stderr.len());
+    assert!(
+        out.stderr.len() < 3000,
+        "{} bytes: {out:?}",
+        out.stderr.len()
+    );
 }
 
 #[test]
@@ -221,7 +236,11 @@ fn the_git_cli_never_runs_a_remote_helper_even_when_config_allows_it() {
             .args(["status", "--train", &t]),
     );
     assert!(!pwned.exists(), "the ext:: command ran: {out:?}");
-    assert_ne!(out.code, 0, "{out:?}");
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains("transport 'ext' not allowed"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -239,7 +258,10 @@ fn thousands_of_fetched_tags_are_packed_not_left_as_loose_files() {
     let loose = walk_files(&repo.join("refs/tags"));
     assert!(loose < 500, "{loose} loose tag refs left in the cache");
     let packed = std::fs::read_to_string(repo.join("packed-refs")).expect("packed-refs");
-    assert!(packed.contains("refs/tags/release=1.0=s1999.1"), "not packed");
+    assert!(
+        packed.contains("refs/tags/release=1.0=s1999.1"),
+        "not packed"
+    );
     // Still read the same: a tick after packing sees the junk and triggers the train.
     let out = env.k(&["tick", "--train", &t]);
     assert_eq!(out.code, 0, "{out:?}");

@@ -488,9 +488,7 @@ fn tick_one(
     now: i64,
 ) -> Result<(TrainTick, Option<Error>)> {
     let Planned {
-        obs,
-        plan: mut p,
-        ..
+        obs, plan: mut p, ..
     } = plan_train(store, t, opts.sdd.as_ref(), opts.target.as_deref(), now)?;
     let mut actions = Vec::new();
     let mut stopped = None;

@@ -1362,7 +1362,11 @@ impl Store {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         let source = match lines.iter().find_map(|l| local_io_error(l)) {
             Some(kind) => std::io::Error::from(kind),
             None => std::io::Error::other("git failed"),
@@ -1418,7 +1422,9 @@ impl Store {
         ];
         let in_cache = lines.iter().any(|l| {
             is_local_write_failure(l)
-                && cache_paths.iter().any(|p| !p.is_empty() && l.contains(p.as_str()))
+                && cache_paths
+                    .iter()
+                    .any(|p| !p.is_empty() && l.contains(p.as_str()))
         });
         if says.is_some() || in_cache {
             // A failed ref transaction is rolled back, so the disk may have room again
@@ -1810,10 +1816,7 @@ fn git_err(remote: &Remote, what: &str, e: git2::Error) -> Error {
     let msg = remote.redact(e.message());
     if let Some(kind) = local_io_error(&msg) {
         return Error::Io {
-            what: format!(
-                "{what}: {}",
-                bounded(&[msg.as_str()], 1, ERROR_LINE_CHARS)
-            ),
+            what: format!("{what}: {}", bounded(&[msg.as_str()], 1, ERROR_LINE_CHARS)),
             source: std::io::Error::from(kind),
         };
     }
@@ -1893,11 +1896,17 @@ mod tests {
     #[test]
     fn bounded_keeps_error_text_short() {
         let many: Vec<String> = (0..20_000)
-            .map(|i| format!("cannot lock ref 'refs/tags/release=1.0=s{i}.1': No space left on device"))
+            .map(|i| {
+                format!("cannot lock ref 'refs/tags/release=1.0=s{i}.1': No space left on device")
+            })
             .collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         let b = bounded(&refs, ERROR_LINES, ERROR_LINE_CHARS);
-        assert!(b.len() < ERROR_LINES * (ERROR_LINE_CHARS + 10) + 40, "{}", b.len());
+        assert!(
+            b.len() < ERROR_LINES * (ERROR_LINE_CHARS + 10) + 40,
+            "{}",
+            b.len()
+        );
         assert!(b.ends_with("… (19995 more lines)"), "{b}");
         let long = "x".repeat(10_000);
         let b = bounded(&[long.as_str()], 5, 300);
@@ -1919,7 +1928,11 @@ mod tests {
         );
         assert_eq!(local_io_error("Connection refused"), None);
         let r = Remote::parse("git://example.com/x.git").unwrap();
-        let e = git_err(&r, "cannot create tag object", git2::Error::from_str("failed to write: No space left on device"));
+        let e = git_err(
+            &r,
+            "cannot create tag object",
+            git2::Error::from_str("failed to write: No space left on device"),
+        );
         assert!(matches!(e, Error::Io { .. }), "{e:?}");
         assert_eq!(e.exit_code(), crate::exit_codes::BAD_INPUT);
     }
