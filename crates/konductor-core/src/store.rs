@@ -1413,14 +1413,17 @@ impl Store {
         // A cache git could not write (a full disk) is a local failure, not the remote's.
         // git does not always say why ("couldn't write '…/refs/tags/x.lock'"), so when it
         // names a local write, try one.
-        let says = lines.iter().find_map(|l| local_io_error(l));
+        // The server's own words come as `remote: …` (or `remote error: …`): its full
+        // disk is the remote's failure, not ours.
+        let local_lines = || lines.iter().filter(|l| !said_by_the_server(l));
+        let says = local_lines().find_map(|l| local_io_error(l));
         let cache_paths = [
             self.dir.to_string_lossy().into_owned(),
             fs::canonicalize(&self.dir)
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         ];
-        let in_cache = lines.iter().any(|l| {
+        let in_cache = local_lines().any(|l| {
             is_local_write_failure(l)
                 && cache_paths
                     .iter()
@@ -1717,10 +1720,15 @@ fn local_io_error(line: &str) -> Option<std::io::ErrorKind> {
     }
 }
 
+/// Whether a line of git's output is the server speaking.
+fn said_by_the_server(line: &str) -> bool {
+    line.starts_with("remote:") || line.contains("remote error")
+}
+
 /// Whether a line of git's output says it could not write a local file (git does not
 /// always add the reason).
 fn is_local_write_failure(line: &str) -> bool {
-    !line.starts_with("remote:")
+    !said_by_the_server(line)
         && [
             "couldn't write",
             "could not write",
@@ -1935,6 +1943,38 @@ mod tests {
         );
         assert!(matches!(e, Error::Io { .. }), "{e:?}");
         assert_eq!(e.exit_code(), crate::exit_codes::BAD_INPUT);
+    }
+
+    #[test]
+    fn a_full_disk_on_the_server_is_the_remote_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            Remote::parse("git://example.com/x.git").unwrap(),
+            CacheLocation::Dir(dir.path().join("cache")),
+        )
+        .unwrap();
+        let theirs = "remote: fatal: write error: No space left on device\nfatal: remote error: disk full: No space left on device\n";
+        assert!(matches!(
+            store.classify(theirs, "cannot read tags from"),
+            Error::Remote(_)
+        ));
+        let ours = "fatal: write error: No space left on device\nfatal: index-pack failed\n";
+        match store.classify(ours, "cannot read tags from") {
+            Error::Io { what, source } => {
+                assert!(what.starts_with("cannot write the cache"), "{what}");
+                assert_eq!(source.kind(), std::io::ErrorKind::StorageFull);
+            }
+            other => panic!("{other:?}"),
+        }
+        // git naming a file of the cache it could not write, without saying why.
+        let lock = format!(
+            "error: cannot update ref 'refs/tags/x': couldn't write '{}/repo.git/refs/tags/x.lock'\n",
+            store.cache_dir().display()
+        );
+        assert!(matches!(
+            store.classify(&lock, "cannot read tags from"),
+            Error::Io { .. }
+        ));
     }
 
     #[test]
