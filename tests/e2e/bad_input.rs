@@ -63,6 +63,7 @@ fn every_row_of_the_bad_input_catalogue() {
         .unwrap();
     for line in table
         .lines()
+        .take_while(|l| !l.starts_with("## Hostile remotes"))
         .filter(|l| l.starts_with("| ") && !l.starts_with("| id"))
     {
         let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
@@ -100,4 +101,43 @@ fn every_row_of_the_bad_input_catalogue() {
     );
     assert!(rows >= 30, "the catalogue has {rows} rows");
     assert_eq!(env.server.tags(), before, "bad input changed the remote");
+}
+
+/// Every row of the catalogue's hostile section names a test that exists (and so runs).
+#[test]
+fn every_hostile_row_names_an_existing_test() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("docs/bad-input.md")).unwrap();
+    let hostile = doc
+        .split("\n## Hostile remotes and boundary values")
+        .nth(1)
+        .expect("the hostile section");
+    let mut sources = String::new();
+    let mut dirs = vec![root.join("tests/e2e"), root.join("crates")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                sources.push_str(&std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let mut rows = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for line in hostile.lines().filter(|l| l.starts_with("| h")) {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        let [id, _area, _case, _does, _exit, test] = cells[..] else {
+            panic!("malformed hostile row: {line}");
+        };
+        assert!(ids.insert(id.to_string()), "duplicate id {id}");
+        let name = test.trim_matches('`');
+        assert!(
+            sources.contains(&format!("fn {name}(")),
+            "row {id} names `{name}`, which is no test"
+        );
+        rows += 1;
+    }
+    assert!(rows >= 20, "the hostile section has {rows} rows");
 }

@@ -15,6 +15,7 @@ mod free_text;
 mod gc;
 mod harness;
 mod hostile;
+mod isolation;
 mod lifecycle;
 mod race;
 mod signing;

@@ -162,8 +162,15 @@ pub struct ActionResult {
     pub action: Action,
     /// The tag it creates.
     pub tag: String,
-    /// `created`, `already-exists` (a racing tick won), or `dry-run`.
+    /// `created`, `already-exists` (a racing tick won), `dry-run`, `failed` (see `error`),
+    /// or `cancelled` (the train was cancelled while this tick ran; nothing was pushed).
     pub outcome: String,
+    /// Why it failed, with the server's own message when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The exit code of that failure; 0 when it did not fail.
+    #[serde(skip)]
+    pub code: i32,
 }
 
 /// One train's tick.
@@ -181,21 +188,51 @@ pub struct TrainTick {
     pub warnings: Vec<String>,
     /// Set when the train could not be planned.
     pub error: Option<String>,
+    /// The exit code of `error`; 0 without one.
+    #[serde(skip)]
+    pub code: i32,
 }
 
 /// What a tick did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug)]
 pub struct TickReport {
-    /// One entry per train followed.
+    /// Every train it looked at, with what it did and what failed.
     pub trains: Vec<TrainTick>,
     /// Train tags that are not trains (see [`crate::discover`]).
     pub ignored: Vec<IgnoredTrain>,
+    /// What stopped the tick before it looked at every train: the remote rejected the
+    /// credentials, or the cache cannot be written. Every further push would fail alike.
+    pub stopped: Option<Error>,
 }
 
-/// Advance trains. Errors about one train (e.g. its `sdd.yaml` is broken) are reported in
-/// its [`TrainTick`] and do not stop the others; remote failures stop the tick.
+impl TickReport {
+    /// The exit code: that of what stopped the tick, else the highest among the failed
+    /// actions and trains (3 when a push or a read failed, 2 when a train could not be
+    /// planned), else 0.
+    pub fn exit_code(&self) -> i32 {
+        if let Some(e) = &self.stopped {
+            return e.exit_code();
+        }
+        self.trains
+            .iter()
+            .flat_map(|t| std::iter::once(t.code).chain(t.actions.iter().map(|a| a.code)))
+            .max()
+            .unwrap_or(crate::exit_codes::OK)
+    }
+}
+
+/// Whether an error means that nothing more can be written: rejected credentials, or a
+/// cache that cannot be written (a full disk). A tick stops at the first such error.
+fn stops_the_tick(e: &Error) -> bool {
+    matches!(e, Error::Auth(_) | Error::Io { .. })
+}
+
+/// Advance trains. A failure of one action (a push the server rejects) or one train (its
+/// `sdd.yaml` is broken, a read failed) is reported in its [`ActionResult`] or
+/// [`TrainTick`] and stops nothing else; rejected credentials and local I/O failures stop
+/// the tick ([`TickReport::stopped`]). Discovery failing is the command's error.
 pub fn tick(store: &Store, opts: &TickOptions, who: &Identity, now: i64) -> Result<TickReport> {
-    let mut report = TickReport::default();
+    let mut ignored = Vec::new();
     let trains: Vec<TrainId> = match opts.train {
         Some(t) => {
             refresh_train(store, t)?;
@@ -203,15 +240,30 @@ pub fn tick(store: &Store, opts: &TickOptions, who: &Identity, now: i64) -> Resu
         }
         None => {
             let d = discover(store, opts.horizon.max(1), opts.sdd.is_some())?;
-            report.ignored = d.ignored;
+            ignored = d.ignored;
             d.trains.into_iter().collect()
         }
     };
-    let out = &mut report.trains;
+    let mut out = Vec::new();
     for t in trains {
         match tick_one(store, t, opts, who, now) {
-            Ok(tt) => out.push(tt),
-            Err(e @ (Error::Remote(_) | Error::Auth(_))) => return Err(e),
+            Ok((tt, stop)) => {
+                out.push(tt);
+                if let Some(e) = stop {
+                    return Ok(TickReport {
+                        trains: out,
+                        ignored,
+                        stopped: Some(e),
+                    });
+                }
+            }
+            Err(e) if stops_the_tick(&e) => {
+                return Ok(TickReport {
+                    trains: out,
+                    ignored,
+                    stopped: Some(e),
+                })
+            }
             Err(e) if opts.train.is_some() => return Err(e),
             // With verification on, an unsigned train tag is junk to report, not an error.
             Err(Error::Input(msg)) if msg.contains("is not signed by an allowed signer") => out
@@ -222,6 +274,7 @@ pub fn tick(store: &Store, opts: &TickOptions, who: &Identity, now: i64) -> Resu
                     actions: vec![],
                     warnings: vec![msg],
                     error: None,
+                    code: 0,
                 }),
             Err(e) => out.push(TrainTick {
                 train: t.to_string(),
@@ -230,10 +283,15 @@ pub fn tick(store: &Store, opts: &TickOptions, who: &Identity, now: i64) -> Resu
                 actions: vec![],
                 warnings: vec![],
                 error: Some(e.to_string()),
+                code: e.exit_code(),
             }),
         }
     }
-    Ok(report)
+    Ok(TickReport {
+        trains: out,
+        ignored,
+        stopped: None,
+    })
 }
 
 /// Everything needed to plan one train.
@@ -399,16 +457,22 @@ fn last_reached(
     Ok(None)
 }
 
+/// Tick one train: push each of its actions, each on its own. A failed action is recorded
+/// and the next one is tried; an error that stops the tick is returned beside what was
+/// done.
 fn tick_one(
     store: &Store,
     t: TrainId,
     opts: &TickOptions,
     who: &Identity,
     now: i64,
-) -> Result<TrainTick> {
-    let Planned { obs, plan: p, .. } =
-        plan_train(store, t, opts.sdd.as_ref(), opts.target.as_deref(), now)?;
+) -> Result<(TrainTick, Option<Error>)> {
+    let Planned {
+        obs, plan: mut p, ..
+    } = plan_train(store, t, opts.sdd.as_ref(), opts.target.as_deref(), now)?;
     let mut actions = Vec::new();
+    let mut stopped = None;
+    let mut cancelled = false;
     for a in p
         .actions
         .iter()
@@ -416,35 +480,90 @@ fn tick_one(
     {
         let Some(tag) = a.tag(t) else { continue };
         let name = tag.to_string();
-        let outcome = if opts.dry_run {
-            "dry-run".to_string()
-        } else {
-            let oid = store.make_tag(
-                &name,
-                &obs.commit,
-                &format!("{}\nby: {who}\n", a.message()),
-                who,
-                now,
-            )?;
-            match store.push_tag_create(&name, &oid)? {
-                PushOutcome::Created => "created".into(),
-                PushOutcome::AlreadyExists(_) => "already-exists".into(),
-            }
-        };
-        actions.push(ActionResult {
+        let mut result = ActionResult {
             action: a.clone(),
-            tag: name,
-            outcome,
-        });
+            tag: name.clone(),
+            outcome: "dry-run".into(),
+            error: None,
+            code: 0,
+        };
+        if cancelled && !opts.dry_run {
+            result.outcome = "cancelled".into();
+        } else if !opts.dry_run {
+            match push_action(store, &obs, a, &name, who, now) {
+                Ok(outcome) => {
+                    cancelled = outcome == "cancelled";
+                    result.outcome = outcome.into();
+                }
+                // Reported as what stopped the tick, not as this action's failure.
+                Err(e) if stops_the_tick(&e) => {
+                    stopped = Some(e);
+                    break;
+                }
+                Err(e) => {
+                    result.outcome = "failed".into();
+                    result.error = Some(e.to_string());
+                    result.code = e.exit_code();
+                }
+            }
+        }
+        actions.push(result);
     }
-    Ok(TrainTick {
-        train: t.to_string(),
-        state: p.state,
-        target: p.target,
-        actions,
-        warnings: p.warnings,
-        error: None,
+    if cancelled {
+        p.warnings.push(format!(
+            "train {t} was cancelled while this tick ran; nothing more was pushed"
+        ));
+    }
+    Ok((
+        TrainTick {
+            train: t.to_string(),
+            state: p.state,
+            target: p.target,
+            actions,
+            warnings: p.warnings,
+            error: None,
+            code: 0,
+        },
+        stopped,
+    ))
+}
+
+/// Push one action's tag, unless the train was cancelled since the tick read it: the
+/// cancel tag is read again right before every push (one prefix fetch), so a cancel that
+/// lands while a tick runs stops its remaining pushes. Returns the outcome.
+fn push_action(
+    store: &Store,
+    obs: &Observed,
+    a: &Action,
+    name: &str,
+    who: &Identity,
+    now: i64,
+) -> Result<&'static str> {
+    if cancelled_since(store, obs)? {
+        return Ok("cancelled");
+    }
+    let oid = store.make_tag(
+        name,
+        &obs.commit,
+        &format!("{}\nby: {who}\n", a.message()),
+        who,
+        now,
+    )?;
+    Ok(match store.push_tag_create(name, &oid)? {
+        PushOutcome::Created => "created",
+        PushOutcome::AlreadyExists(_) => "already-exists",
     })
+}
+
+/// Whether the remote now has a cancel tag for this train that the trust rules accept (on
+/// the train's commit; signed by an allowed signer when signatures are required).
+fn cancelled_since(store: &Store, obs: &Observed) -> Result<bool> {
+    let name = Tag::Cancelled(obs.train).to_string();
+    // A glob: a missing tag is then no error.
+    store.refresh(&[format!("{name}*")])?;
+    Ok(store.tag_record(&name).is_some_and(|r| {
+        r.commit == obs.commit && (!store.requires_signatures() || r.signer.is_some())
+    }))
 }
 
 /// Options for `locomotive set-step-state`.
@@ -871,6 +990,23 @@ pub struct PublishResult {
     pub empty_dirs: Vec<String>,
 }
 
+/// Why `tag` cannot be a deploy tag, if it cannot: empty, under `release=`, starting with
+/// `-` (git refuses such tag names, and one could pass for an option), or not a valid ref
+/// name (`git check-ref-format`).
+pub fn deploy_tag_problem(tag: &str) -> Option<&'static str> {
+    if tag.is_empty() {
+        Some("it is empty")
+    } else if tag.starts_with(crate::tag::PREFIX) {
+        Some("names under `release=` are Konductor's")
+    } else if tag.starts_with('-') {
+        Some("a tag name cannot start with `-`")
+    } else if !git2::Reference::is_valid_name(&format!("refs/tags/{tag}")) {
+        Some("it is not a valid git ref name")
+    } else {
+        None
+    }
+}
+
 /// Commit the manifests in `dir` as a dangling commit whose parent is the previous deploy
 /// commit under `tag`, then move `tag` there with a compare-and-swap push: a tag moved
 /// meanwhile is a [`Error::Conflict`], never a silent overwrite. A folder that holds
@@ -883,12 +1019,9 @@ pub fn publish_manifests(
     now: i64,
 ) -> Result<PublishResult> {
     let tag = opts.tag.trim();
-    if tag.is_empty()
-        || tag.starts_with(crate::tag::PREFIX)
-        || !git2::Reference::is_valid_name(&format!("refs/tags/{tag}"))
-    {
+    if let Some(why) = deploy_tag_problem(tag) {
         return Err(Error::input(format!(
-            "`{tag}` cannot be a deploy tag: use a valid tag name outside `release=`, like `staging-k8s`"
+            "`{tag}` cannot be a deploy tag: {why}; use a valid tag name outside `release=`, like `staging-k8s`"
         )));
     }
     let meta = std::fs::metadata(&opts.dir).map_err(|e| Error::Io {
@@ -959,4 +1092,49 @@ pub fn publish_manifests(
         train: trig.train.to_string(),
         empty_dirs: scan.empty_dirs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deploy_tag_names_are_what_git_accepts() {
+        let cases = [
+            ("staging-k8s", true),
+            ("k8s/production", true),
+            ("v1.2.3", true),
+            ("--upload-pack=touch", false),
+            ("-x", false),
+            ("", false),
+            ("release=1.0", false),
+            ("a..b", false),
+            ("a b", false),
+            ("a~1", false),
+            ("a^", false),
+            ("a:b", false),
+            ("a?", false),
+            ("a[b", false),
+            ("a.lock", false),
+            ("a/", false),
+            ("a//b", false),
+            ("@", true),
+            ("a@{1}", false),
+            ("a\\b", false),
+            ("x.", false),
+            (".x", false),
+            ("a\u{7f}b", false),
+        ];
+        for (name, ok) in cases {
+            assert_eq!(deploy_tag_problem(name).is_none(), ok, "{name:?}");
+            // The same verdict as git's, apart from what Konductor refuses on top.
+            if !name.is_empty() && !name.starts_with('-') && !name.starts_with("release=") {
+                let git = std::process::Command::new("git")
+                    .args(["check-ref-format", &format!("refs/tags/{name}")])
+                    .status()
+                    .expect("run git check-ref-format");
+                assert_eq!(git.success(), ok, "git check-ref-format {name:?}");
+            }
+        }
+    }
 }

@@ -57,6 +57,16 @@ impl Remote {
         if spec.is_empty() {
             return Err(Error::input("the remote is empty"));
         }
+        if let Some(helper) = remote_helper(spec) {
+            return Err(Error::input(format!(
+                "unsupported remote scheme `{helper}::`; use a path, file://, git://, http(s):// or ssh://"
+            )));
+        }
+        if spec.starts_with('-') {
+            return Err(Error::input(format!(
+                "remote `{spec}` starts with `-`; give a path, file://, git://, http(s):// or ssh:// URL"
+            )));
+        }
         let mut username = None;
         let mut secret = None;
         let url = if let Some((scheme, rest)) = spec.split_once("://") {
@@ -157,6 +167,23 @@ impl Remote {
             base64(format!("{u}:{s}").as_bytes())
         ))
     }
+}
+
+/// The transports the git CLI may use (`GIT_ALLOW_PROTOCOL`): those [`Remote::parse`]
+/// accepts.
+pub const ALLOWED_PROTOCOLS: &str = "file:git:http:https:ssh";
+
+/// The remote helper of git's `<transport>::<address>` syntax (`ext::sh -c …`, `fd::3`),
+/// which git hands to `git-remote-<transport>`: `ext` runs any command. git takes the part
+/// before the first `::` as a helper name when it has no `/` or `:` of its own and comes
+/// before any `://`.
+fn remote_helper(spec: &str) -> Option<&str> {
+    let (helper, _) = spec.split_once("::")?;
+    let is_name = !helper.is_empty()
+        && helper
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_'));
+    is_name.then_some(helper)
 }
 
 fn env_token() -> Option<String> {
@@ -513,7 +540,22 @@ impl Store {
             args.push(format!("+refs/tags/{p}:refs/tags/{p}"));
         }
         self.git_cli(&args, "cannot read tags from")?;
+        self.pack_refs_if_many();
         Ok(())
+    }
+
+    /// Pack the cache's tags into `packed-refs` once more than [`LOOSE_REFS_TO_PACK`] are
+    /// loose files: a fetch writes one file (a 4 KB block) per new tag, and 20,000 of
+    /// them took 79 MB of disk and slowed every later read. Packing is an optimisation:
+    /// a failure is left for the next fetch.
+    fn pack_refs_if_many(&self) {
+        let dir = self.dir.join("repo.git/refs/tags");
+        let loose = fs::read_dir(&dir)
+            .map(|d| d.take(LOOSE_REFS_TO_PACK + 1).count())
+            .unwrap_or(0);
+        if loose > LOOSE_REFS_TO_PACK {
+            let _ = self.git_cli_full(&["pack-refs".into(), "--all".into(), "--prune".into()]);
+        }
     }
 
     /// Make sure `commit` (a full or abbreviated id) is in the cache, fetching just that
@@ -1321,6 +1363,9 @@ impl Store {
         ]);
         cmd.args(args);
         cmd.env("GIT_TERMINAL_PROMPT", "0")
+            // Only the transports Konductor supports: never `ext::` (runs a command),
+            // `fd::` or another remote helper, whatever the URL or a config says.
+            .env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS)
             .env("GCM_INTERACTIVE", "never")
             .env("LC_ALL", "C")
             .env(
@@ -1351,14 +1396,24 @@ impl Store {
         if out.status.success() {
             return Ok(());
         }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let source = match lines.iter().find_map(|l| local_io_error(l)) {
+            Some(kind) => std::io::Error::from(kind),
+            None => std::io::Error::other("git failed"),
+        };
         Err(Error::Io {
             what: format!(
                 "cannot update the cache `{}`: git {}: {}",
                 self.dir.display(),
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
+                args.first().map_or("", String::as_str),
+                bounded(&lines, ERROR_LINES, ERROR_LINE_CHARS)
             ),
-            source: std::io::Error::other("git failed"),
+            source,
         })
     }
 
@@ -1381,7 +1436,7 @@ impl Store {
 
     fn classify(&self, stderr: &str, what: &str) -> Error {
         let stderr = self.remote.redact(stderr);
-        let detail = stderr
+        let lines: Vec<&str> = stderr
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
@@ -1389,8 +1444,47 @@ impl Store {
                 l.trim_start_matches("fatal: ")
                     .trim_start_matches("error: ")
             })
-            .collect::<Vec<_>>()
-            .join("; ");
+            .collect();
+        // A cache git could not write (a full disk) is a local failure, not the remote's.
+        // git does not always say why ("couldn't write '…/refs/tags/x.lock'"), so when it
+        // names a local write, try one.
+        // The server's own words come as `remote: …` (or `remote error: …`): its full
+        // disk is the remote's failure, not ours.
+        let local_lines = || lines.iter().filter(|l| !said_by_the_server(l));
+        let says = local_lines().find_map(|l| local_io_error(l));
+        let cache_paths = [
+            self.dir.to_string_lossy().into_owned(),
+            fs::canonicalize(&self.dir)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ];
+        let in_cache = local_lines().any(|l| {
+            is_local_write_failure(l)
+                && cache_paths
+                    .iter()
+                    .any(|p| !p.is_empty() && l.contains(p.as_str()))
+        });
+        if says.is_some() || in_cache {
+            // A failed ref transaction is rolled back, so the disk may have room again
+            // by now: the probe then finds nothing, and git's words decide.
+            let cause = match (self.probe_write(), says) {
+                (Err(e), _) => e,
+                (Ok(()), Some(kind)) => std::io::Error::from(kind),
+                (Ok(()), None) => std::io::Error::other(
+                    "git could not write in it (is the disk or the quota full?)",
+                ),
+            };
+            // The cause follows in the printed chain: `…: No space left on device`.
+            return Error::Io {
+                what: format!(
+                    "cannot write the cache `{}` (git: {})",
+                    self.dir.display(),
+                    bounded(&lines, ERROR_LINES, ERROR_LINE_CHARS)
+                ),
+                source: cause,
+            };
+        }
+        let detail = bounded(&lines, ERROR_LINES, ERROR_LINE_CHARS);
         let lower = detail.to_ascii_lowercase();
         if lower.contains("authentication failed")
             || lower.contains("could not read username")
@@ -1425,7 +1519,14 @@ impl Store {
             return Ok(None);
         }
         match stdout.lines().find(|l| l.starts_with('!')) {
-            Some(l) => Ok(Some(l.split('\t').nth(2).unwrap_or(l).trim().to_string())),
+            Some(l) => {
+                let verdict = l.split('\t').nth(2).unwrap_or(l).trim().to_string();
+                let said = self.server_said(&String::from_utf8_lossy(&out.stderr));
+                Ok(Some(match said {
+                    Some(said) => format!("{verdict}; the server said: {said}"),
+                    None => verdict,
+                }))
+            }
             None => Err(self.classify(&String::from_utf8_lossy(&out.stderr), "cannot push to")),
         }
     }
@@ -1472,6 +1573,28 @@ impl Store {
             ));
         }
         Error::Remote(format!("{what} `{url}`: {detail}"))
+    }
+
+    /// Whether the cache directory can take 64 KiB more: writes and removes a probe file.
+    fn probe_write(&self) -> std::io::Result<()> {
+        let probe = self.dir.join(".write-probe");
+        let r = File::create(&probe)
+            .and_then(|mut f| f.write_all(&[0u8; 64 * 1024]).and_then(|()| f.sync_all()));
+        let _ = fs::remove_file(&probe);
+        r
+    }
+
+    /// The `remote:` lines of a push's stderr (what a server hook printed), redacted,
+    /// stripped of control characters and bounded; `None` when the server said nothing.
+    fn server_said(&self, stderr: &str) -> Option<String> {
+        let stderr = self.remote.redact(stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("remote:"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        (!lines.is_empty()).then(|| bounded(&lines, ERROR_LINES, ERROR_LINE_CHARS))
     }
 
     /// Write a small file in the cache directory (e.g. derived state), atomically.
@@ -1593,6 +1716,73 @@ pub const WIRE_DELETE_BATCH: usize = 50_000;
 /// Refs deleted per `git push --atomic` (its lease check is quadratic in the batch).
 pub const CLI_DELETE_BATCH: usize = 500;
 
+/// Loose tag refs in the cache above which a fetch packs them (`git pack-refs`).
+pub const LOOSE_REFS_TO_PACK: usize = 500;
+
+/// At most this many lines of git's (or a server's) output go into an error message…
+pub const ERROR_LINES: usize = 5;
+/// …each cut at this many characters.
+pub const ERROR_LINE_CHARS: usize = 300;
+
+/// `lines` joined with `; `, at most `max_lines` of them, each cut at `max_chars`
+/// characters, control characters replaced (a server's text must not drive the terminal),
+/// and `… (N more lines)` for the rest: an error message stays short whatever git printed.
+pub fn bounded(lines: &[&str], max_lines: usize, max_chars: usize) -> String {
+    let mut out: Vec<String> = lines
+        .iter()
+        .take(max_lines)
+        .map(|l| {
+            let mut cut: String = l
+                .chars()
+                .take(max_chars)
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
+            if l.chars().count() > max_chars {
+                cut.push('…');
+            }
+            cut
+        })
+        .collect();
+    if lines.len() > max_lines {
+        out.push(format!("… ({} more lines)", lines.len() - max_lines));
+    }
+    out.join("; ")
+}
+
+/// The local I/O failure a line of git's (or libgit2's) output reports, if any: the disk
+/// or the quota is full, or the file system is read-only.
+fn local_io_error(line: &str) -> Option<std::io::ErrorKind> {
+    let lower = line.to_ascii_lowercase();
+    if lower.contains("no space left on device") || lower.contains("disk quota exceeded") {
+        Some(std::io::ErrorKind::StorageFull)
+    } else if lower.contains("read-only file system") {
+        Some(std::io::ErrorKind::ReadOnlyFilesystem)
+    } else {
+        None
+    }
+}
+
+/// Whether a line of git's output is the server speaking.
+fn said_by_the_server(line: &str) -> bool {
+    line.starts_with("remote:") || line.contains("remote error")
+}
+
+/// Whether a line of git's output says it could not write a local file (git does not
+/// always add the reason).
+fn is_local_write_failure(line: &str) -> bool {
+    !said_by_the_server(line)
+        && [
+            "couldn't write",
+            "could not write",
+            "unable to write",
+            "unable to create",
+            "write error",
+            "cannot lock ref",
+        ]
+        .iter()
+        .any(|p| line.contains(p))
+}
+
 pub(crate) fn git_program() -> String {
     std::env::var("KONDUCTOR_GIT").unwrap_or_else(|_| "git".into())
 }
@@ -1673,7 +1863,14 @@ fn proxy<'a>() -> git2::ProxyOptions<'a> {
 }
 
 fn git_err(remote: &Remote, what: &str, e: git2::Error) -> Error {
-    Error::Remote(format!("{what}: {}", remote.redact(e.message())))
+    let msg = remote.redact(e.message());
+    if let Some(kind) = local_io_error(&msg) {
+        return Error::Io {
+            what: format!("{what}: {}", bounded(&[msg.as_str()], 1, ERROR_LINE_CHARS)),
+            source: std::io::Error::from(kind),
+        };
+    }
+    Error::Remote(format!("{what}: {msg}"))
 }
 
 #[cfg(test)]
@@ -1725,6 +1922,108 @@ mod tests {
         // A `+` would override the lease (issue 19).
         assert_eq!(cas_refspec("abc", "refs/tags/x"), "abc:refs/tags/x");
         assert!(!cas_refspec("abc", "refs/konductor/archive").starts_with('+'));
+    }
+
+    #[test]
+    fn remote_helpers_are_refused_up_front() {
+        for spec in [
+            "ext::sh -c touch% /tmp/pwned",
+            "ext::git-upload-pack /srv/x.git",
+            "fd::3",
+            "fd::0,1",
+            "EXT::sh",
+            "https::example.com/x.git",
+            "foo+bar::x",
+        ] {
+            match Remote::parse(spec) {
+                Err(Error::Input(m)) => assert!(m.contains("unsupported remote scheme"), "{m}"),
+                other => panic!("{spec}: {other:?}"),
+            }
+        }
+        match Remote::parse("--upload-pack=touch /tmp/x:repo") {
+            Err(Error::Input(m)) => assert!(m.contains("starts with `-`"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Not helpers: scp-like ssh, URLs with `::` later on.
+        assert!(Remote::parse("git@example.com:app.git").is_ok());
+        assert!(Remote::parse("ssh://example.com/a::b.git").is_ok());
+        assert!(Remote::parse("https://example.com/a::b.git").is_ok());
+    }
+
+    #[test]
+    fn bounded_keeps_error_text_short() {
+        let many: Vec<String> = (0..20_000)
+            .map(|i| {
+                format!("cannot lock ref 'refs/tags/release=1.0=s{i}.1': No space left on device")
+            })
+            .collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let b = bounded(&refs, ERROR_LINES, ERROR_LINE_CHARS);
+        assert!(
+            b.len() < ERROR_LINES * (ERROR_LINE_CHARS + 10) + 40,
+            "{}",
+            b.len()
+        );
+        assert!(b.ends_with("… (19995 more lines)"), "{b}");
+        let long = "x".repeat(10_000);
+        let b = bounded(&[long.as_str()], 5, 300);
+        assert_eq!(b.chars().count(), 301);
+        assert_eq!(bounded(&["a\u{1b}[31mred", "b"], 5, 300), "a?[31mred; b");
+        assert_eq!(bounded(&[], 5, 300), "");
+    }
+
+    #[test]
+    fn a_full_disk_is_a_local_error() {
+        use std::io::ErrorKind;
+        assert_eq!(
+            local_io_error("fatal: write error: No space left on device"),
+            Some(ErrorKind::StorageFull)
+        );
+        assert_eq!(
+            local_io_error("unable to create temporary file: Read-only file system"),
+            Some(ErrorKind::ReadOnlyFilesystem)
+        );
+        assert_eq!(local_io_error("Connection refused"), None);
+        let r = Remote::parse("git://example.com/x.git").unwrap();
+        let e = git_err(
+            &r,
+            "cannot create tag object",
+            git2::Error::from_str("failed to write: No space left on device"),
+        );
+        assert!(matches!(e, Error::Io { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), crate::exit_codes::BAD_INPUT);
+    }
+
+    #[test]
+    fn a_full_disk_on_the_server_is_the_remote_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            Remote::parse("git://example.com/x.git").unwrap(),
+            CacheLocation::Dir(dir.path().join("cache")),
+        )
+        .unwrap();
+        let theirs = "remote: fatal: write error: No space left on device\nfatal: remote error: disk full: No space left on device\n";
+        assert!(matches!(
+            store.classify(theirs, "cannot read tags from"),
+            Error::Remote(_)
+        ));
+        let ours = "fatal: write error: No space left on device\nfatal: index-pack failed\n";
+        match store.classify(ours, "cannot read tags from") {
+            Error::Io { what, source } => {
+                assert!(what.starts_with("cannot write the cache"), "{what}");
+                assert_eq!(source.kind(), std::io::ErrorKind::StorageFull);
+            }
+            other => panic!("{other:?}"),
+        }
+        // git naming a file of the cache it could not write, without saying why.
+        let lock = format!(
+            "error: cannot update ref 'refs/tags/x': couldn't write '{}/repo.git/refs/tags/x.lock'\n",
+            store.cache_dir().display()
+        );
+        assert!(matches!(
+            store.classify(&lock, "cannot read tags from"),
+            Error::Io { .. }
+        ));
     }
 
     #[test]

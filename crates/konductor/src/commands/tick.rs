@@ -48,14 +48,14 @@ pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
     };
     let report = tick(&store, &opts, &who, konductor_core::time::now())?;
     let ticks = &report.trains;
-    let mut code = 0;
     if args.output.json {
-        out!("{}", serde_json::to_string(&report)?);
-        if ticks.iter().any(|t| t.error.is_some()) {
-            code = konductor_core::exit_codes::BAD_INPUT;
+        let mut doc = serde_json::json!({ "trains": ticks, "ignored": report.ignored });
+        if let Some(e) = &report.stopped {
+            doc["stopped"] = serde_json::Value::String(e.to_string());
         }
+        out!("{}", serde_json::to_string(&doc)?);
     } else {
-        if ticks.is_empty() {
+        if ticks.is_empty() && report.stopped.is_none() {
             out!("no trains on `{}`", store.remote().url);
         }
         for w in konductor_core::discover::ignored_warnings(&report.ignored) {
@@ -67,7 +67,6 @@ pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
             }
             if let Some(e) = &t.error {
                 eprintln!("konductor: error: train {}: {e}", t.train);
-                code = konductor_core::exit_codes::BAD_INPUT;
                 continue;
             }
             if t.actions.is_empty() {
@@ -92,8 +91,15 @@ pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
                     a.tag,
                     a.outcome
                 );
+                if let Some(e) = &a.error {
+                    eprintln!("konductor: error: train {}: {e}", t.train);
+                }
             }
         }
     }
-    Ok(code)
+    if let Some(e) = report.stopped {
+        // Printed once by the caller, with its own exit code (4 or 2).
+        return Err(e.into());
+    }
+    Ok(report.exit_code())
 }

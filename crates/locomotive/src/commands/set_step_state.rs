@@ -67,7 +67,8 @@ pub fn cmd_set_step_state(args: SetStepStateArgs) -> anyhow::Result<i32> {
             dry_run: false,
             horizon: DEFAULT_HORIZON,
         };
-        for t in tick(&store, &opts, &who, konductor_core::time::now())?.trains {
+        let report = tick(&store, &opts, &who, konductor_core::time::now())?;
+        for t in &report.trains {
             for a in &t.actions {
                 writeln!(
                     std::io::stdout().lock(),
@@ -76,8 +77,18 @@ pub fn cmd_set_step_state(args: SetStepStateArgs) -> anyhow::Result<i32> {
                     a.tag,
                     a.outcome
                 )?;
+                if let Some(e) = &a.error {
+                    eprintln!("locomotive: error: train {}: {e}", t.train);
+                }
+            }
+            if let Some(e) = &t.error {
+                eprintln!("locomotive: error: train {}: {e}", t.train);
             }
         }
+        if let Some(e) = report.stopped {
+            return Err(e.into());
+        }
+        return Ok(report.exit_code());
     }
     Ok(0)
 }
