@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::sdd::{format_duration, Sdd, DEFAULT_TRIGGER_RETRIES};
-use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger};
+use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger, MAX_JOB};
 use crate::train::{Attempt, Event, Observed};
 
 /// Why a trigger is created.
@@ -361,17 +361,20 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
                     view.state = StepState::Skipped;
                     view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
                 } else if let Some(atts) = attempts.filter(|a| !a.is_empty()) {
-                    let next = latest_taken(obs, name);
+                    let next = next_job(obs, name);
                     job_state(step, atts, next, ctx, &mut view, &mut actions);
                 } else if let Some(a) = condition(step, ctx, &mut actions) {
                     view.state = a.0;
                     view.reason = a.1;
                 } else {
-                    actions.push(Action::Trigger {
-                        step: name.to_string(),
-                        job: obs.taken.get(name).map_or(1, |t| t + 1),
-                        reason: TriggerReason::Ready,
-                    });
+                    match next_job(obs, name) {
+                        Some(job) => actions.push(Action::Trigger {
+                            step: name.to_string(),
+                            job,
+                            reason: TriggerReason::Ready,
+                        }),
+                        None => no_job_left(&mut view),
+                    }
                 }
             }
         }
@@ -440,25 +443,37 @@ fn condition(
                 reason: why.clone(),
             });
             // Dependents wait until the skip is recorded.
+            let why = why.strip_prefix("skipped: ").unwrap_or(why);
             Some((StepState::Pending, Some(format!("skipping: {why}"))))
         }
     }
 }
 
-/// The job id a new attempt of `step` takes.
-fn latest_taken(obs: &Observed, step: &str) -> u32 {
+/// The job id a new attempt of `step` takes: one more than any id a tag of the step uses,
+/// trusted or not. `None` when that would pass [`MAX_JOB`], the largest the grammar reads.
+pub fn next_job(obs: &Observed, step: &str) -> Option<u32> {
     let latest = obs
         .attempts
         .get(step)
         .and_then(|a| a.keys().next_back().copied())
         .unwrap_or(0);
-    latest.max(obs.taken.get(step).copied().unwrap_or(0)) + 1
+    latest
+        .max(obs.taken.get(step).copied().unwrap_or(0))
+        .checked_add(1)
+        .filter(|&j| j <= MAX_JOB)
+}
+
+fn no_job_left(view: &mut StepView) {
+    view.state = StepState::Failure;
+    view.reason = Some(format!(
+        "no job id left: a tag of this step uses {MAX_JOB}, the largest the tag protocol allows"
+    ));
 }
 
 fn job_state(
     step: &crate::sdd::Step,
     atts: &BTreeMap<u32, Attempt>,
-    next: u32,
+    next: Option<u32>,
     ctx: &PlanContext,
     view: &mut StepView,
     actions: &mut Vec<Action>,
@@ -478,27 +493,31 @@ fn job_state(
         None => {
             view.state = StepState::Triggered;
             // Never-started attempts in a row, just before the latest.
-            let lost = atts
-                .iter()
-                .rev()
-                .skip(1)
-                .take_while(|(_, a)| a.states.is_empty())
-                .count() as u32;
+            let lost = u32::try_from(
+                atts.iter()
+                    .rev()
+                    .skip(1)
+                    .take_while(|(_, a)| a.states.is_empty())
+                    .count(),
+            )
+            .unwrap_or(u32::MAX);
             let at = last.triggered.as_ref().map_or(0, |e| e.at);
-            let waited = ctx.now - at;
-            if at > 0 && waited > step.trigger_timeout.as_secs() as i64 {
+            if at > 0 && waited_past(ctx.now, at, step.trigger_timeout) {
                 if lost < DEFAULT_TRIGGER_RETRIES {
-                    actions.push(Action::Trigger {
-                        step: name.to_string(),
-                        job: next,
-                        reason: TriggerReason::LostTrigger { after: latest },
-                    });
+                    match next {
+                        Some(job) => actions.push(Action::Trigger {
+                            step: name.to_string(),
+                            job,
+                            reason: TriggerReason::LostTrigger { after: latest },
+                        }),
+                        None => no_job_left(view),
+                    }
                 } else {
                     // Give up: a failure, so the train says so and `retry` can go again.
                     view.state = StepState::Failure;
                     view.reason = Some(format!(
                         "no CI picked up {} triggers in a row; check the job's tag filter, then `konductor retry`",
-                        lost + 1
+                        lost.saturating_add(1)
                     ));
                 }
             }
@@ -507,7 +526,7 @@ fn job_state(
             view.state = StepState::Started;
             let started = &last.states[&JobState::Started];
             if let Some(limit) = step.timeout {
-                if started.at > 0 && ctx.now - started.at > limit.as_secs() as i64 {
+                if started.at > 0 && waited_past(ctx.now, started.at, limit) {
                     actions.push(Action::Timeout {
                         step: name.to_string(),
                         job: latest,
@@ -521,18 +540,23 @@ fn job_state(
             }
         }
         Some(_) => {
-            let failures = atts.values().filter(|a| a.failed()).count() as u32;
-            if failures <= step.retries {
+            let failures =
+                u32::try_from(atts.values().filter(|a| a.failed()).count()).unwrap_or(u32::MAX);
+            if failures <= step.retries && next.is_none() {
+                no_job_left(view);
+            } else if failures <= step.retries {
                 view.state = StepState::Failure;
                 view.reason = Some(format!(
                     "attempt {latest} failed; retry {failures} of {}",
                     step.retries
                 ));
-                actions.push(Action::Trigger {
-                    step: name.to_string(),
-                    job: next,
-                    reason: TriggerReason::Retry { after: latest },
-                });
+                if let Some(job) = next {
+                    actions.push(Action::Trigger {
+                        step: name.to_string(),
+                        job,
+                        reason: TriggerReason::Retry { after: latest },
+                    });
+                }
             } else {
                 view.state = StepState::Failure;
                 let how = if last.outcome() == Some(JobState::Timeout) {
@@ -548,6 +572,13 @@ fn job_state(
             }
         }
     }
+}
+
+/// Whether more than `limit` passed from `since` to `now`. Never wraps: times are clamped
+/// to [`crate::time::MAX_TIME`] when read and durations to [`crate::sdd::MAX_DURATION`] when
+/// parsed, and the arithmetic saturates besides.
+fn waited_past(now: i64, since: i64, limit: std::time::Duration) -> bool {
+    now.saturating_sub(since) > i64::try_from(limit.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Who did it: the verified signer when signatures are checked, else the `by:` field of

@@ -22,6 +22,15 @@ pub const PREFIX: &str = "release=";
 /// Longest step name accepted, so that tags stay readable and well under ref limits.
 pub const MAX_STEP_LEN: usize = 64;
 
+/// Largest train number the grammar accepts. Nine digits: every `N + 1` a reader or writer
+/// computes (the next train, a probe above the newest) stays far inside a `u32`, and a tag
+/// with a larger number is malformed, so no reader ever sees one.
+pub const MAX_TRAIN: u32 = 999_999_999;
+/// Largest patch (hotfix) number the grammar accepts; see [`MAX_TRAIN`].
+pub const MAX_PATCH: u32 = 999_999_999;
+/// Largest job id (attempt number) the grammar accepts; see [`MAX_TRAIN`].
+pub const MAX_JOB: u32 = 999_999_999;
+
 /// A train id: `N.P`, train number N and patch (hotfix) number P.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TrainId {
@@ -51,8 +60,8 @@ impl FromStr for TrainId {
             .split_once('.')
             .ok_or_else(|| TagError::new(s, "a train id is `N.P`, e.g. `42.0`"))?;
         Ok(TrainId::new(
-            number(s, n, "train number")?,
-            number(s, p, "patch number")?,
+            number(s, n, "train number", MAX_TRAIN)?,
+            number(s, p, "patch number", MAX_PATCH)?,
         ))
     }
 }
@@ -267,14 +276,14 @@ fn parse_trigger(full: &str, train: TrainId, s: &str) -> Result<Trigger, TagErro
         .rsplit_once('.')
         .ok_or_else(|| TagError::new(full, "expected `<step>.<job>` after the train id"))?;
     validate_step_name(step).map_err(|r| TagError::new(full, r))?;
-    let job = number(full, job, "job id")?;
+    let job = number(full, job, "job id", MAX_JOB)?;
     if job == 0 {
         return Err(TagError::new(full, "job ids start at 1"));
     }
     Ok(Trigger::new(train, step, job))
 }
 
-fn number(full: &str, s: &str, what: &str) -> Result<u32, TagError> {
+fn number(full: &str, s: &str, what: &str, max: u32) -> Result<u32, TagError> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(TagError::new(full, format!("{what} `{s}` is not a number")));
     }
@@ -284,8 +293,15 @@ fn number(full: &str, s: &str, what: &str) -> Result<u32, TagError> {
             format!("{what} `{s}` has a leading zero"),
         ));
     }
-    s.parse()
-        .map_err(|_| TagError::new(full, format!("{what} `{s}` is too large")))
+    let too_large = || TagError::new(full, format!("{what} `{s}` is too large (at most {max})"));
+    // Longer than `max` has digits: too large, whatever a u32 could hold.
+    if s.len() > max.to_string().len() {
+        return Err(too_large());
+    }
+    s.parse::<u32>()
+        .ok()
+        .filter(|&n| n <= max)
+        .ok_or_else(too_large)
 }
 
 /// Check that a step name can live in a tag: letters, digits, `-` and `_`.

@@ -52,7 +52,8 @@ impl Event {
     fn from_record(r: &TagRecord) -> Self {
         Event {
             by: r.tagger.clone().unwrap_or_else(|| "unknown".into()),
-            at: r.time.unwrap_or(0),
+            // Anyone can write any tagger time: see `time::clamp`.
+            at: crate::time::clamp(r.time.unwrap_or(0)),
             message: r.message.trim().to_string(),
             tag: r.name.clone(),
             signer: r.signer.clone(),
