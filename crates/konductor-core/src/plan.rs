@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::sdd::{format_duration, Sdd, DEFAULT_TRIGGER_RETRIES};
 use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger, MAX_JOB};
-use crate::train::{Attempt, Event, Observed};
+use crate::train::{Attempt, Event, Observed, SHOWN_PER_KIND};
 
 /// Why a trigger is created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -270,6 +270,7 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
     // step → the failed step that blocks it
     let mut failed_upstream: BTreeMap<&str, String> = BTreeMap::new();
     let closure = sdd.closure(target);
+    let mut premature_steps = 0usize;
     for step in &closure {
         let name = step.name.as_str();
         let kind = if name == target {
@@ -312,9 +313,12 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
                 || obs.unblocked.contains_key(name)
                 || obs.skipped.contains_key(name);
             if premature {
-                warnings.push(format!(
-                    "ignored tags of `{name}`: its dependencies have not all succeeded"
-                ));
+                premature_steps += 1;
+                if premature_steps <= SHOWN_PER_KIND {
+                    warnings.push(format!(
+                        "ignored tags of `{name}`: its dependencies have not all succeeded"
+                    ));
+                }
                 view.attempt = 0;
             }
             views.insert(name, view);
@@ -379,6 +383,12 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
             }
         }
         views.insert(name, view);
+    }
+    if premature_steps > SHOWN_PER_KIND {
+        warnings.push(format!(
+            "… and the tags of {} more steps whose dependencies have not all succeeded",
+            premature_steps - SHOWN_PER_KIND
+        ));
     }
     let steps: Vec<StepView> = closure
         .iter()

@@ -1138,6 +1138,74 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_refused_in_well_under_a_second() {
+        // 200 KB of nested brackets, depth 100,000: took 51 s to refuse (issue 12).
+        for text in [
+            format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+            format!("a: {}\n", "{x: ".repeat(50_000)),
+            format!("a:\n  {}x\n", "- ".repeat(100_000)),
+        ] {
+            let t0 = std::time::Instant::now();
+            let e = err(&text);
+            assert!(t0.elapsed() < std::time::Duration::from_secs(1), "{:?}", t0.elapsed());
+            assert!(e.contains("nest deeper than 64 levels"), "{e}");
+            assert!(e.contains("sdd.yaml:"), "names the line: {e}");
+        }
+        // At the limit it is not a nesting problem.
+        let at_limit = format!("a: {}{}\n", "[".repeat(63), "]".repeat(63));
+        assert!(!err(&at_limit).contains("nest deeper"));
+    }
+
+    #[test]
+    fn a_file_past_the_size_limit_is_refused() {
+        let text = format!("a: []\n#{}\n", "x".repeat(MAX_SDD_BYTES));
+        assert!(err(&text).contains("larger than 1048576 bytes (1 MiB)"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_a_second_document() {
+        let sdd = Sdd::parse("s", "\u{feff}a: []\nb: [a]\n").unwrap();
+        assert_eq!(sdd.leaves(), vec!["a"]);
+        assert_eq!(sdd.step("a").unwrap().line, 1);
+    }
+
+    #[test]
+    fn a_duplicate_key_inside_a_step_names_the_key_and_the_step() {
+        let e = err("x: []\na:\n  needs: [x]\n  retries: 1\n  needs: []\n");
+        assert!(
+            e.contains("sdd.yaml:5: duplicate key `needs` in step `a`"),
+            "{e}"
+        );
+        // A duplicate step is still a duplicate step.
+        assert!(err("a: []\na: []\n").contains("duplicate step \"a\""));
+    }
+
+    #[test]
+    fn durations_past_the_maximum_say_too_long_not_malformed() {
+        assert_eq!(parse_duration("365d").unwrap(), MAX_DURATION);
+        assert_eq!(parse_duration("8760h").unwrap(), MAX_DURATION);
+        for big in [
+            "365d1s",
+            "366d",
+            "9223372036854775808s",
+            "99999999999999999999d",
+            "18446744073709551615s",
+            "18446744073709551616s",
+            "1d99999999999999999999999999s",
+        ] {
+            let e = parse_duration(big).unwrap_err();
+            assert!(e.contains("longer than the longest allowed (365d)"), "{big}: {e}");
+            let e = err(&format!("a:\n  timeout: {big}\n"));
+            assert!(
+                e.contains("`timeout` of step `a` is")
+                    && e.contains("longer than the longest allowed (365d)"),
+                "{e}"
+            );
+        }
+        assert!(parse_duration("d").unwrap_err().contains("missing number"));
+    }
+
+    #[test]
     fn critical_path_skips_virtual() {
         let sdd = Sdd::parse(
             "s",

@@ -433,13 +433,36 @@ mod tests {
         }
     }
 
+    #[test]
+    fn numbers_past_the_maximum_are_too_large_not_wrapped() {
+        for (tag, what) in [
+            ("release=4294967295.0", "train number `4294967295` is too large (at most 999999999)"),
+            ("release=1000000000.0", "train number `1000000000` is too large (at most 999999999)"),
+            ("release=99999999999999999999.0", "train number `99999999999999999999` is too large"),
+            ("release=1.1000000000", "patch number `1000000000` is too large (at most 999999999)"),
+            ("release=1.0=a.1000000000", "job id `1000000000` is too large (at most 999999999)"),
+            ("release=1.0=a.4294967296=started", "job id `4294967296` is too large"),
+        ] {
+            let e = tag.parse::<Tag>().unwrap_err().to_string();
+            assert!(e.contains(what), "{tag}: {e}");
+        }
+        let top = format!("release={MAX_TRAIN}.{MAX_PATCH}={}.{MAX_JOB}", "a");
+        let t: Tag = top.parse().unwrap();
+        assert_eq!(t.to_string(), top);
+        // Room for the arithmetic every reader and writer does on them.
+        assert!(MAX_TRAIN.checked_add(1000).is_some());
+        assert!(MAX_JOB.checked_add(1).is_some());
+    }
+
     fn arb_step() -> impl Strategy<Value = String> {
         "[A-Za-z0-9_-]{1,64}"
     }
 
     fn arb_tag() -> impl Strategy<Value = Tag> {
-        let train = || (any::<u32>(), any::<u32>()).prop_map(|(n, p)| TrainId::new(n, p));
-        let trig = || (train(), arb_step(), 1u32..).prop_map(|(t, s, j)| Trigger::new(t, s, j));
+        let train =
+            || (0..=MAX_TRAIN, 0..=MAX_PATCH).prop_map(|(n, p)| TrainId::new(n, p));
+        let trig =
+            || (train(), arb_step(), 1..=MAX_JOB).prop_map(|(t, s, j)| Trigger::new(t, s, j));
         prop_oneof![
             train().prop_map(Tag::Train),
             trig().prop_map(Tag::Trigger),
@@ -461,6 +484,28 @@ mod tests {
             let s = tag.to_string();
             prop_assert_eq!(s.parse::<Tag>().unwrap(), tag.clone());
             prop_assert_eq!(Tag::parse_any(&tag.refname()).unwrap(), Some(tag));
+        }
+
+        #[test]
+        fn numbers_round_trip_or_are_refused_at_the_bound(n in prop_oneof![
+            0u64..=2_000,
+            999_999_000u64..=1_000_001_000,
+            4_294_967_000u64..=4_294_968_000,
+            any::<u64>(),
+        ]) {
+            for tag in [format!("release={n}.0"), format!("release=1.{n}"), format!("release=1.0=a.{n}")] {
+                match tag.parse::<Tag>() {
+                    Ok(t) => {
+                        prop_assert!(n <= u64::from(MAX_TRAIN));
+                        prop_assert_eq!(t.to_string(), tag);
+                    }
+                    Err(e) => prop_assert!(
+                        n > u64::from(MAX_TRAIN) && e.reason.contains("too large")
+                            || n == 0 && tag.ends_with(".0") && e.reason.contains("start at 1"),
+                        "{}: {}", tag, e
+                    ),
+                }
+            }
         }
 
         #[test]

@@ -237,12 +237,14 @@ impl Observed {
             Tag::Trigger(_) => 1,
             _ => 2,
         });
+        let mut elsewhere = Vec::new();
+        let mut orphans = Vec::new();
         for (tag, r) in parsed {
             if matches!(tag, Tag::Train(_)) {
                 continue;
             }
             if r.commit != obs.commit {
-                obs.warnings.push(format!(
+                elsewhere.push(format!(
                     "ignored `{}`: it points to commit {} but train {} is on {}",
                     r.name,
                     short(&r.commit),
@@ -269,7 +271,7 @@ impl Observed {
                         .and_then(|a| a.get(&tr.job))
                         .is_some_and(|a| a.triggered.is_some());
                     if !has_trigger {
-                        obs.warnings.push(format!(
+                        orphans.push(format!(
                             "ignored `{}`: no trigger `{}` behind it",
                             r.name,
                             tr.tag()
@@ -291,6 +293,20 @@ impl Observed {
                     obs.skipped.insert(step, ev);
                 }
                 Tag::Cancelled(_) => obs.cancelled = Some(ev),
+            }
+        }
+        for (kind, found) in [
+            ("tags on other commits", elsewhere),
+            ("states without their trigger", orphans),
+        ] {
+            let n = found.len();
+            obs.warnings
+                .extend(found.into_iter().take(SHOWN_PER_KIND));
+            if n > SHOWN_PER_KIND {
+                obs.warnings.push(format!(
+                    "… and {} more ignored {kind} of train {train}",
+                    n - SHOWN_PER_KIND
+                ));
             }
         }
         for (step, atts) in &obs.attempts {
@@ -317,18 +333,32 @@ impl Observed {
             .filter(|s| !known(s))
             .cloned()
             .collect();
+        let mut dropped = 0usize;
         for s in unknown {
             if self.attempts.remove(&s).is_some()
                 | self.unblocked.remove(&s).is_some()
                 | self.skipped.remove(&s).is_some()
             {
-                self.warnings.push(format!(
-                    "ignored tags of step `{s}`: the train's graph has no such step"
-                ));
+                dropped += 1;
+                if dropped <= SHOWN_PER_KIND {
+                    self.warnings.push(format!(
+                        "ignored tags of step `{s}`: the train's graph has no such step"
+                    ));
+                }
             }
+        }
+        if dropped > SHOWN_PER_KIND {
+            self.warnings.push(format!(
+                "… and the tags of {} more steps the train's graph does not have",
+                dropped - SHOWN_PER_KIND
+            ));
         }
     }
 }
+
+/// How many warnings of one kind about one train are shown; the rest are counted in one
+/// more line (`… and N more`), so junk tags cannot flood a tick's output.
+pub const SHOWN_PER_KIND: usize = 5;
 
 /// The first 10 characters of an object id.
 pub fn short(oid: &str) -> &str {
