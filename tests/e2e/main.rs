@@ -12,6 +12,7 @@ mod doctor;
 mod faults;
 mod gc;
 mod harness;
+mod hostile;
 mod lifecycle;
 mod race;
 mod signing;
