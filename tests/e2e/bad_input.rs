@@ -56,7 +56,12 @@ fn every_row_of_the_bad_input_catalogue() {
     };
     let mut rows = 0;
     let mut failures = Vec::new();
-    for line in doc
+    // The plain table only: the hostile section's rows are proved by their named tests.
+    let plain = doc
+        .split("## Hostile remotes and boundary values")
+        .next()
+        .unwrap();
+    for line in plain
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| id"))
     {
