@@ -49,7 +49,9 @@ fn deeply_nested_sdd_on_one_train_does_not_stall_the_tick() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
         out.stderr.contains("train 2.0")
-            && out.stderr.contains("lists and maps nest deeper than 64 levels"),
+            && out
+                .stderr
+                .contains("lists and maps nest deeper than 64 levels"),
         "{out:?}"
     );
     assert_eq!(
@@ -119,10 +121,16 @@ fn timeouts_at_the_maximum_wait_a_year_and_no_longer() {
     env.run_cmd(&mut c).ok();
     env.run_cmd(at(start + year).args(["tick", "--train", "1.0"]))
         .ok();
-    assert!(!env.server.tags().contains(&"release=1.0=a.2=timeout".to_string()));
+    assert!(!env
+        .server
+        .tags()
+        .contains(&"release=1.0=a.2=timeout".to_string()));
     env.run_cmd(at(start + year + 1).args(["tick", "--train", "1.0"]))
         .ok();
-    assert!(env.server.tags().contains(&"release=1.0=a.2=timeout".to_string()));
+    assert!(env
+        .server
+        .tags()
+        .contains(&"release=1.0=a.2=timeout".to_string()));
     // The clock at its own extreme changes nothing but the verdicts above.
     env.run_cmd(at(i64::MAX).args(["status", "--train", "1.0"]))
         .ok();
@@ -131,11 +139,12 @@ fn timeouts_at_the_maximum_wait_a_year_and_no_longer() {
 #[test]
 fn start_after_the_largest_train_number_is_refused() {
     let env = Env::new(Kind::Daemon, SMALL_SDD);
-    env.server
-        .git(&["tag", "release=999999999.0", &env.sha]);
+    env.server.git(&["tag", "release=999999999.0", &env.sha]);
     let before = env.server.tags();
-    env.k(&["start", "--sha", &env.sha])
-        .fails(2, "no train number left: `999999999` is the largest the tag protocol allows");
+    env.k(&["start", "--sha", &env.sha]).fails(
+        2,
+        "no train number left: `999999999` is the largest the tag protocol allows",
+    );
     env.k(&["start", "--sha", &env.sha, "--hotfix", "999999999"])
         .ok();
     env.server
@@ -158,7 +167,12 @@ fn extreme_tagger_times_never_give_negative_durations() {
     // past any calendar.
     raw_tag(&env, "release=1.0=a.1=started", "99999999999", "started");
     raw_tag(&env, "release=1.0=a.1=success", "0", "success");
-    raw_tag(&env, "release=1.0=b.1=started", "18446744073709551615", "started");
+    raw_tag(
+        &env,
+        "release=1.0=b.1=started",
+        "18446744073709551615",
+        "started",
+    );
     raw_tag(&env, "release=1.0=b.1=success", "1", "success");
     let status = env.status(&t);
     for s in status["steps"].as_array().unwrap() {
@@ -176,8 +190,12 @@ fn extreme_tagger_times_never_give_negative_durations() {
     }
     assert_eq!(status["steps"][0]["state"], "success", "{status}");
     env.k(&["log", "--train", &t]).ok();
-    env.k(&["board", "--out", env.root.path().join("board").to_str().unwrap()])
-        .ok();
+    env.k(&[
+        "board",
+        "--out",
+        env.root.path().join("board").to_str().unwrap(),
+    ])
+    .ok();
 }
 
 #[test]
@@ -206,7 +224,10 @@ fn ignored_tags_of_unknown_steps_are_capped_per_train() {
 #[test]
 fn unblock_of_a_gate_about_to_be_skipped_says_why() {
     let sdd = "a: []\ngate: {needs: [a], manual: true, if_changed: [\"k8s/**\"]}\ndone: {needs: [gate], virtual: true}\n";
-    let env = Env::with_files(Kind::Daemon, &[("sdd.yaml", sdd), ("k8s/app.yaml", "x: 1\n")]);
+    let env = Env::with_files(
+        Kind::Daemon,
+        &[("sdd.yaml", sdd), ("k8s/app.yaml", "x: 1\n")],
+    );
     let t = env.start();
     env.tick(&t);
     env.report("release=1.0=a.1", "success").ok();
@@ -225,7 +246,9 @@ fn unblock_of_a_gate_about_to_be_skipped_says_why() {
         .fails(2, "gate `gate` of train 2.0 is not waiting for an unblock: skipping: nothing matching `k8s/**` changed since train 1.0");
     assert!(!out.stderr.contains("()"), "{out:?}");
     assert!(
-        !env.server.tags().contains(&"release=2.0=gate=unblocked".to_string()),
+        !env.server
+            .tags()
+            .contains(&"release=2.0=gate=unblocked".to_string()),
         "nothing was written"
     );
 }

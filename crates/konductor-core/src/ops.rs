@@ -143,7 +143,14 @@ pub fn start(store: &Store, opts: &StartOptions, who: &Identity, now: i64) -> Re
                     store.remote().url
                 )));
             }
-            TrainId::new(n, next_number(patches.iter().max().copied().unwrap_or(0), MAX_PATCH, "patch number")?)
+            TrainId::new(
+                n,
+                next_number(
+                    patches.iter().max().copied().unwrap_or(0),
+                    MAX_PATCH,
+                    "patch number",
+                )?,
+            )
         }
         None => {
             let known = discover(store, 1)?;
@@ -165,7 +172,9 @@ pub fn start(store: &Store, opts: &StartOptions, who: &Identity, now: i64) -> Re
             PushOutcome::Created => return Ok(id),
             PushOutcome::AlreadyExists(_) => {
                 id = match opts.hotfix {
-                    Some(_) => TrainId::new(id.number, next_number(id.patch, MAX_PATCH, "patch number")?),
+                    Some(_) => {
+                        TrainId::new(id.number, next_number(id.patch, MAX_PATCH, "patch number")?)
+                    }
                     None => TrainId::new(next_number(id.number, MAX_TRAIN, "train number")?, 0),
                 };
             }

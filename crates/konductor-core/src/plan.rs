@@ -262,6 +262,183 @@ pub struct PlanContext {
     pub conditions: BTreeMap<String, (bool, String)>,
 }
 
+/// What planning one step gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepPlan {
+    /// The step's view.
+    pub view: StepView,
+    /// The failed step upstream that blocks it, if any.
+    pub failed_upstream: Option<String>,
+    /// What to do for it now.
+    pub actions: Vec<Action>,
+    /// What was ignored about it (the premature-tag warning is left to the caller, which
+    /// caps them per train).
+    pub warnings: Vec<String>,
+    /// Whether tags of it were ignored because its dependencies are not done.
+    pub premature: bool,
+}
+
+/// Plan one step from its dependencies' views (each with the failed step that blocks it,
+/// if any), in `needs` order. The whole planner is this, over the target's closure in
+/// topological order; `simulate` calls it incrementally.
+pub(crate) fn plan_step(
+    step: &crate::sdd::Step,
+    target: &str,
+    deps: &[(&StepView, Option<&String>)],
+    obs: &Observed,
+    ctx: &PlanContext,
+) -> StepPlan {
+    let mut out = StepPlan {
+        view: StepView {
+            name: step.name.clone(),
+            kind: StepKind::Job,
+            state: StepState::Pending,
+            attempt: 0,
+            reason: None,
+        },
+        failed_upstream: None,
+        actions: Vec::new(),
+        warnings: Vec::new(),
+        premature: false,
+    };
+    let name = step.name.as_str();
+    let kind = if name == target {
+        StepKind::Target
+    } else if step.is_virtual {
+        StepKind::Virtual
+    } else if step.manual {
+        StepKind::Manual
+    } else {
+        StepKind::Job
+    };
+    let deps_done = deps.iter().all(|(d, _)| d.state.is_done());
+    let failed_dep = deps.iter().find_map(|(d, up)| {
+        if d.state == StepState::Failure {
+            Some(d.name.clone())
+        } else {
+            up.cloned()
+        }
+    });
+    let attempts = obs.attempts.get(name);
+    let latest = attempts
+        .and_then(|a| a.iter().next_back())
+        .map(|(j, _)| *j)
+        .unwrap_or(0);
+    let mut view = StepView {
+        name: name.to_string(),
+        kind,
+        state: StepState::Pending,
+        attempt: latest,
+        reason: None,
+    };
+    if !deps_done {
+        if let Some(f) = failed_dep {
+            view.state = StepState::Blocked;
+            view.reason = Some(format!("upstream `{f}` failed"));
+            out.failed_upstream = Some(f);
+        }
+        let premature = attempts.is_some_and(|a| !a.is_empty())
+            || obs.unblocked.contains_key(name)
+            || obs.skipped.contains_key(name);
+        if premature {
+            out.premature = true;
+            view.attempt = 0;
+        }
+        out.view = view;
+        return out;
+    }
+    match kind {
+        StepKind::Target | StepKind::Virtual => view.state = StepState::Success,
+        StepKind::Manual => {
+            let unblock = obs.unblocked.get(name).filter(|ev| {
+                let ok = approved(&step.approvers, ev);
+                if !ok {
+                    out.warnings.push(format!(
+                        "ignored unblock of `{name}` by {}: not in its approvers ({})",
+                        who(ev),
+                        step.approvers.join(", ")
+                    ));
+                }
+                ok
+            });
+            if let Some(ev) = unblock {
+                view.state = StepState::Success;
+                view.reason = Some(match ev.field("reason") {
+                    Some(r) => format!("unblocked by {}: {r}", who(ev)),
+                    None => format!("unblocked by {}", who(ev)),
+                });
+            } else if let Some(ev) = obs.skipped.get(name) {
+                view.state = StepState::Skipped;
+                view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
+            } else if let Some(a) = condition(step, ctx, &mut out.actions) {
+                view.state = a.0;
+                view.reason = a.1;
+            } else {
+                view.state = StepState::Blocked;
+                view.reason = Some(match ctx.conditions.get(name) {
+                    Some((true, why)) if !why.is_empty() => {
+                        format!("waiting for manual unblock ({why})")
+                    }
+                    _ => "waiting for manual unblock".into(),
+                });
+            }
+        }
+        StepKind::Job => {
+            if let Some(ev) = obs.skipped.get(name) {
+                view.state = StepState::Skipped;
+                view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
+            } else if let Some(atts) = attempts.filter(|a| !a.is_empty()) {
+                let next = next_job(obs, name);
+                job_state(step, atts, next, ctx, &mut view, &mut out.actions);
+            } else if let Some(a) = condition(step, ctx, &mut out.actions) {
+                view.state = a.0;
+                view.reason = a.1;
+            } else {
+                match next_job(obs, name) {
+                    Some(job) => out.actions.push(Action::Trigger {
+                        step: name.to_string(),
+                        job,
+                        reason: TriggerReason::Ready,
+                    }),
+                    None => no_job_left(&mut view),
+                }
+            }
+        }
+    }
+    out.view = view;
+    out
+}
+
+/// The train's state from its step views and the actions planned.
+pub(crate) fn train_state(
+    target: &str,
+    obs: &Observed,
+    steps: &[StepView],
+    has_actions: bool,
+) -> TrainState {
+    let target_done = steps.iter().any(|s| s.name == target && s.state.is_done());
+    if obs.cancelled.is_some() {
+        TrainState::Cancelled
+    } else if target_done {
+        TrainState::Succeeded
+    } else if has_actions
+        || steps
+            .iter()
+            .any(|s| matches!(s.state, StepState::Triggered | StepState::Started))
+    {
+        TrainState::Running
+    } else if steps.iter().any(|s| s.state == StepState::Failure) {
+        TrainState::Failed
+    } else if steps
+        .iter()
+        .any(|s| s.kind == StepKind::Manual && s.state == StepState::Blocked)
+    {
+        TrainState::Blocked
+    } else {
+        TrainState::Running
+    }
+}
+
 /// Plan one train toward `target`.
 pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan {
     let mut views: BTreeMap<&str, StepView> = BTreeMap::new();
@@ -272,117 +449,27 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
     let closure = sdd.closure(target);
     let mut premature_steps = 0usize;
     for step in &closure {
-        let name = step.name.as_str();
-        let kind = if name == target {
-            StepKind::Target
-        } else if step.is_virtual {
-            StepKind::Virtual
-        } else if step.manual {
-            StepKind::Manual
-        } else {
-            StepKind::Job
-        };
-        let deps: Vec<&StepView> = step.needs.iter().map(|d| &views[d.as_str()]).collect();
-        let deps_done = deps.iter().all(|d| d.state.is_done());
-        let failed_dep = deps.iter().find_map(|d| {
-            if d.state == StepState::Failure {
-                Some(d.name.clone())
-            } else {
-                failed_upstream.get(d.name.as_str()).cloned()
-            }
-        });
-        let attempts = obs.attempts.get(name);
-        let latest = attempts
-            .and_then(|a| a.iter().next_back())
-            .map(|(j, _)| *j)
-            .unwrap_or(0);
-        let mut view = StepView {
-            name: name.to_string(),
-            kind,
-            state: StepState::Pending,
-            attempt: latest,
-            reason: None,
-        };
-        if !deps_done {
-            if let Some(f) = failed_dep {
-                view.state = StepState::Blocked;
-                view.reason = Some(format!("upstream `{f}` failed"));
-                failed_upstream.insert(name, f);
-            }
-            let premature = attempts.is_some_and(|a| !a.is_empty())
-                || obs.unblocked.contains_key(name)
-                || obs.skipped.contains_key(name);
-            if premature {
-                premature_steps += 1;
-                if premature_steps <= SHOWN_PER_KIND {
-                    warnings.push(format!(
-                        "ignored tags of `{name}`: its dependencies have not all succeeded"
-                    ));
-                }
-                view.attempt = 0;
-            }
-            views.insert(name, view);
-            continue;
-        }
-        match kind {
-            StepKind::Target | StepKind::Virtual => view.state = StepState::Success,
-            StepKind::Manual => {
-                let unblock = obs.unblocked.get(name).filter(|ev| {
-                    let ok = approved(&step.approvers, ev);
-                    if !ok {
-                        warnings.push(format!(
-                            "ignored unblock of `{name}` by {}: not in its approvers ({})",
-                            who(ev),
-                            step.approvers.join(", ")
-                        ));
-                    }
-                    ok
-                });
-                if let Some(ev) = unblock {
-                    view.state = StepState::Success;
-                    view.reason = Some(match ev.field("reason") {
-                        Some(r) => format!("unblocked by {}: {r}", who(ev)),
-                        None => format!("unblocked by {}", who(ev)),
-                    });
-                } else if let Some(ev) = obs.skipped.get(name) {
-                    view.state = StepState::Skipped;
-                    view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
-                } else if let Some(a) = condition(step, ctx, &mut actions) {
-                    view.state = a.0;
-                    view.reason = a.1;
-                } else {
-                    view.state = StepState::Blocked;
-                    view.reason = Some(match ctx.conditions.get(name) {
-                        Some((true, why)) if !why.is_empty() => {
-                            format!("waiting for manual unblock ({why})")
-                        }
-                        _ => "waiting for manual unblock".into(),
-                    });
-                }
-            }
-            StepKind::Job => {
-                if let Some(ev) = obs.skipped.get(name) {
-                    view.state = StepState::Skipped;
-                    view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
-                } else if let Some(atts) = attempts.filter(|a| !a.is_empty()) {
-                    let next = next_job(obs, name);
-                    job_state(step, atts, next, ctx, &mut view, &mut actions);
-                } else if let Some(a) = condition(step, ctx, &mut actions) {
-                    view.state = a.0;
-                    view.reason = a.1;
-                } else {
-                    match next_job(obs, name) {
-                        Some(job) => actions.push(Action::Trigger {
-                            step: name.to_string(),
-                            job,
-                            reason: TriggerReason::Ready,
-                        }),
-                        None => no_job_left(&mut view),
-                    }
-                }
+        let deps: Vec<(&StepView, Option<&String>)> = step
+            .needs
+            .iter()
+            .map(|d| (&views[d.as_str()], failed_upstream.get(d.as_str())))
+            .collect();
+        let sp = plan_step(step, target, &deps, obs, ctx);
+        if sp.premature {
+            premature_steps += 1;
+            if premature_steps <= SHOWN_PER_KIND {
+                warnings.push(format!(
+                    "ignored tags of `{}`: its dependencies have not all succeeded",
+                    step.name
+                ));
             }
         }
-        views.insert(name, view);
+        warnings.extend(sp.warnings);
+        actions.extend(sp.actions);
+        if let Some(f) = sp.failed_upstream {
+            failed_upstream.insert(&step.name, f);
+        }
+        views.insert(&step.name, sp.view);
     }
     if premature_steps > SHOWN_PER_KIND {
         warnings.push(format!(
@@ -398,28 +485,10 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
                 .expect("every closure step has a view")
         })
         .collect();
-    let target_done = steps.iter().any(|s| s.name == target && s.state.is_done());
-    let state = if obs.cancelled.is_some() {
+    let state = train_state(target, obs, &steps, !actions.is_empty());
+    if state == TrainState::Cancelled {
         actions.clear();
-        TrainState::Cancelled
-    } else if target_done {
-        TrainState::Succeeded
-    } else if !actions.is_empty()
-        || steps
-            .iter()
-            .any(|s| matches!(s.state, StepState::Triggered | StepState::Started))
-    {
-        TrainState::Running
-    } else if steps.iter().any(|s| s.state == StepState::Failure) {
-        TrainState::Failed
-    } else if steps
-        .iter()
-        .any(|s| s.kind == StepKind::Manual && s.state == StepState::Blocked)
-    {
-        TrainState::Blocked
-    } else {
-        TrainState::Running
-    };
+    }
     Plan {
         target: target.to_string(),
         actions,

@@ -878,7 +878,11 @@ pub fn read_file(path: &std::path::Path) -> std::io::Result<String> {
     use std::io::Read as _;
     let mut buf = Vec::new();
     std::fs::File::open(path)?
-        .take(u64::try_from(MAX_SDD_BYTES).unwrap_or(u64::MAX).saturating_add(1))
+        .take(
+            u64::try_from(MAX_SDD_BYTES)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1),
+        )
         .read_to_end(&mut buf)?;
     String::from_utf8(buf).map_err(|_| {
         std::io::Error::new(
@@ -1147,7 +1151,11 @@ mod tests {
         ] {
             let t0 = std::time::Instant::now();
             let e = err(&text);
-            assert!(t0.elapsed() < std::time::Duration::from_secs(1), "{:?}", t0.elapsed());
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(1),
+                "{:?}",
+                t0.elapsed()
+            );
             assert!(e.contains("nest deeper than 64 levels"), "{e}");
             assert!(e.contains("sdd.yaml:"), "names the line: {e}");
         }
@@ -1194,7 +1202,10 @@ mod tests {
             "1d99999999999999999999999999s",
         ] {
             let e = parse_duration(big).unwrap_err();
-            assert!(e.contains("longer than the longest allowed (365d)"), "{big}: {e}");
+            assert!(
+                e.contains("longer than the longest allowed (365d)"),
+                "{big}: {e}"
+            );
             let e = err(&format!("a:\n  timeout: {big}\n"));
             assert!(
                 e.contains("`timeout` of step `a` is")

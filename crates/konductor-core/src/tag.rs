@@ -436,12 +436,30 @@ mod tests {
     #[test]
     fn numbers_past_the_maximum_are_too_large_not_wrapped() {
         for (tag, what) in [
-            ("release=4294967295.0", "train number `4294967295` is too large (at most 999999999)"),
-            ("release=1000000000.0", "train number `1000000000` is too large (at most 999999999)"),
-            ("release=99999999999999999999.0", "train number `99999999999999999999` is too large"),
-            ("release=1.1000000000", "patch number `1000000000` is too large (at most 999999999)"),
-            ("release=1.0=a.1000000000", "job id `1000000000` is too large (at most 999999999)"),
-            ("release=1.0=a.4294967296=started", "job id `4294967296` is too large"),
+            (
+                "release=4294967295.0",
+                "train number `4294967295` is too large (at most 999999999)",
+            ),
+            (
+                "release=1000000000.0",
+                "train number `1000000000` is too large (at most 999999999)",
+            ),
+            (
+                "release=99999999999999999999.0",
+                "train number `99999999999999999999` is too large",
+            ),
+            (
+                "release=1.1000000000",
+                "patch number `1000000000` is too large (at most 999999999)",
+            ),
+            (
+                "release=1.0=a.1000000000",
+                "job id `1000000000` is too large (at most 999999999)",
+            ),
+            (
+                "release=1.0=a.4294967296=started",
+                "job id `4294967296` is too large",
+            ),
         ] {
             let e = tag.parse::<Tag>().unwrap_err().to_string();
             assert!(e.contains(what), "{tag}: {e}");
@@ -459,8 +477,7 @@ mod tests {
     }
 
     fn arb_tag() -> impl Strategy<Value = Tag> {
-        let train =
-            || (0..=MAX_TRAIN, 0..=MAX_PATCH).prop_map(|(n, p)| TrainId::new(n, p));
+        let train = || (0..=MAX_TRAIN, 0..=MAX_PATCH).prop_map(|(n, p)| TrainId::new(n, p));
         let trig =
             || (train(), arb_step(), 1..=MAX_JOB).prop_map(|(t, s, j)| Trigger::new(t, s, j));
         prop_oneof![

@@ -300,8 +300,7 @@ impl Observed {
             ("states without their trigger", orphans),
         ] {
             let n = found.len();
-            obs.warnings
-                .extend(found.into_iter().take(SHOWN_PER_KIND));
+            obs.warnings.extend(found.into_iter().take(SHOWN_PER_KIND));
             if n > SHOWN_PER_KIND {
                 obs.warnings.push(format!(
                     "… and {} more ignored {kind} of train {train}",

@@ -446,7 +446,10 @@ fn a_squatted_largest_job_id_fails_the_step_instead_of_wrapping() {
     assert!(p.actions.is_empty(), "{:?}", p.actions);
     let a = p.step("a").unwrap();
     assert_eq!(a.state, StepState::Failure);
-    assert!(a.reason.as_deref().unwrap().contains("no job id left"), "{a:?}");
+    assert!(
+        a.reason.as_deref().unwrap().contains("no job id left"),
+        "{a:?}"
+    );
     // The same for a retry after a failure at the top id.
     let mut o = empty();
     att(&mut o, "a", MAX_JOB, 1, FAIL);
@@ -457,7 +460,10 @@ fn a_squatted_largest_job_id_fails_the_step_instead_of_wrapping() {
     // One below the top still triggers, with the top id.
     let mut o = empty();
     o.taken.insert("a".into(), MAX_JOB - 1);
-    assert_eq!(triggers(&plan(&g, "t", &o, &ctx(1))), [format!("a.{MAX_JOB}")]);
+    assert_eq!(
+        triggers(&plan(&g, "t", &o, &ctx(1))),
+        [format!("a.{MAX_JOB}")]
+    );
 }
 
 #[test]
@@ -468,7 +474,10 @@ fn premature_tag_warnings_are_capped_per_train() {
     }
     text.push_str(&format!(
         "t: {{needs: [{}], virtual: true}}\n",
-        (0..40).map(|i| format!("s{i}")).collect::<Vec<_>>().join(", ")
+        (0..40)
+            .map(|i| format!("s{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let g = sdd(&text);
     let mut o = empty();
@@ -476,8 +485,17 @@ fn premature_tag_warnings_are_capped_per_train() {
         att(&mut o, &format!("s{i}"), 1, 1, OK);
     }
     let p = plan(&g, "t", &o, &ctx(2));
-    assert_eq!(p.warnings.len(), crate::train::SHOWN_PER_KIND + 1, "{:?}", p.warnings);
-    assert!(p.warnings.last().unwrap().contains("… and the tags of 35 more steps"));
+    assert_eq!(
+        p.warnings.len(),
+        crate::train::SHOWN_PER_KIND + 1,
+        "{:?}",
+        p.warnings
+    );
+    assert!(p
+        .warnings
+        .last()
+        .unwrap()
+        .contains("… and the tags of 35 more steps"));
 }
 
 fn boundary_number() -> impl Strategy<Value = u64> {

@@ -54,7 +54,11 @@ pub(super) fn too_deep(text: &str, limit: usize) -> Option<usize> {
             sys::YAML_SEQUENCE_START_EVENT | sys::YAML_MAPPING_START_EVENT => {
                 depth += 1;
                 if depth > limit {
-                    found = Some(usize::try_from(line).unwrap_or(usize::MAX).saturating_add(1));
+                    found = Some(
+                        usize::try_from(line)
+                            .unwrap_or(usize::MAX)
+                            .saturating_add(1),
+                    );
                     break;
                 }
             }
