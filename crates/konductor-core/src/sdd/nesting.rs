@@ -15,7 +15,7 @@
 
 use std::mem::MaybeUninit;
 
-use unsafe_libyaml as sys;
+use unsafe_libyaml as unsafe_sys;
 
 /// The 1-based line of the first list or map nested deeper than `limit` levels, if any.
 /// A syntax error ends the walk without a verdict: `serde_yaml` reports it afterwards.
@@ -23,35 +23,35 @@ pub(super) fn too_deep(text: &str, limit: usize) -> Option<usize> {
     let len = u64::try_from(text.len()).ok()?;
     // The parser keeps a pointer to itself (its read handler's data), so it lives on the
     // heap and never moves.
-    let mut parser: Box<MaybeUninit<sys::yaml_parser_t>> = Box::new(MaybeUninit::uninit());
+    let mut parser: Box<MaybeUninit<unsafe_sys::yaml_parser_t>> = Box::new(MaybeUninit::uninit());
     let p = parser.as_mut_ptr();
     // SAFETY: `p` points to writable memory for a parser; `initialize` fills it in. The input
     // outlives the parser, which is deleted below before `text` goes out of scope.
     unsafe {
-        if sys::yaml_parser_initialize(p).fail {
+        if unsafe_sys::yaml_parser_initialize(p).fail {
             return None;
         }
-        sys::yaml_parser_set_encoding(p, sys::YAML_UTF8_ENCODING);
-        sys::yaml_parser_set_input_string(p, text.as_ptr(), len);
+        unsafe_sys::yaml_parser_set_encoding(p, unsafe_sys::YAML_UTF8_ENCODING);
+        unsafe_sys::yaml_parser_set_input_string(p, text.as_ptr(), len);
     }
     let mut depth = 0usize;
     let mut found = None;
     loop {
-        let mut event = MaybeUninit::<sys::yaml_event_t>::uninit();
+        let mut event = MaybeUninit::<unsafe_sys::yaml_event_t>::uninit();
         let ev = event.as_mut_ptr();
         // SAFETY: the parser was initialized above; `parse` fills in `ev` when it succeeds,
         // and the event is deleted once its type and position are read.
         let (kind, line) = unsafe {
-            if sys::yaml_parser_parse(p, ev).fail {
+            if unsafe_sys::yaml_parser_parse(p, ev).fail {
                 break;
             }
             let kind = (*ev).type_;
             let line = (*ev).start_mark.line;
-            sys::yaml_event_delete(ev);
+            unsafe_sys::yaml_event_delete(ev);
             (kind, line)
         };
         match kind {
-            sys::YAML_SEQUENCE_START_EVENT | sys::YAML_MAPPING_START_EVENT => {
+            unsafe_sys::YAML_SEQUENCE_START_EVENT | unsafe_sys::YAML_MAPPING_START_EVENT => {
                 depth += 1;
                 if depth > limit {
                     found = Some(
@@ -62,14 +62,14 @@ pub(super) fn too_deep(text: &str, limit: usize) -> Option<usize> {
                     break;
                 }
             }
-            sys::YAML_SEQUENCE_END_EVENT | sys::YAML_MAPPING_END_EVENT => {
+            unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => {
                 depth = depth.saturating_sub(1)
             }
-            sys::YAML_STREAM_END_EVENT => break,
+            unsafe_sys::YAML_STREAM_END_EVENT => break,
             _ => {}
         }
     }
     // SAFETY: initialized above, deleted once.
-    unsafe { sys::yaml_parser_delete(p) };
+    unsafe { unsafe_sys::yaml_parser_delete(p) };
     found
 }
