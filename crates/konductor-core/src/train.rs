@@ -171,7 +171,11 @@ impl Observed {
         };
         let mut obs =
             Self::from_trusted_names(train, records, all.iter().map(|r| r.name.as_str()))?;
-        obs.warnings.splice(0..0, unsigned);
+        let mut shown = Vec::new();
+        cap(&mut shown, unsigned, |n| {
+            format!("… and {n} more tags of train {train} not signed by an allowed signer")
+        });
+        obs.warnings.splice(0..0, shown);
         Some(obs)
     }
 
@@ -299,26 +303,27 @@ impl Observed {
             ("tags on other commits", elsewhere),
             ("states without their trigger", orphans),
         ] {
-            let n = found.len();
-            obs.warnings.extend(found.into_iter().take(SHOWN_PER_KIND));
-            if n > SHOWN_PER_KIND {
-                obs.warnings.push(format!(
-                    "… and {} more ignored {kind} of train {train}",
-                    n - SHOWN_PER_KIND
-                ));
-            }
+            cap(&mut obs.warnings, found, |n| {
+                format!("… and {n} more ignored {kind} of train {train}")
+            });
         }
+        let mut both = Vec::new();
         for (step, atts) in &obs.attempts {
             for (job, a) in atts {
                 if a.states.contains_key(&JobState::Success)
                     && a.states.contains_key(&JobState::Failure)
                 {
-                    obs.warnings.push(format!(
+                    both.push(format!(
                         "`{step}` attempt {job} reported both success and failure; failure counts"
                     ));
                 }
             }
         }
+        cap(&mut obs.warnings, both, |n| {
+            format!(
+                "… and {n} more attempts of train {train} that reported both success and failure"
+            )
+        });
         Some(obs)
     }
 
@@ -358,6 +363,15 @@ impl Observed {
 /// How many warnings of one kind about one train are shown; the rest are counted in one
 /// more line (`… and N more`), so junk tags cannot flood a tick's output.
 pub const SHOWN_PER_KIND: usize = 5;
+
+/// Add the first [`SHOWN_PER_KIND`] of `found` to `warnings`, then one line for the rest.
+fn cap(warnings: &mut Vec<String>, found: Vec<String>, more: impl Fn(usize) -> String) {
+    let n = found.len();
+    warnings.extend(found.into_iter().take(SHOWN_PER_KIND));
+    if n > SHOWN_PER_KIND {
+        warnings.push(more(n - SHOWN_PER_KIND));
+    }
+}
 
 /// The first 10 characters of an object id.
 pub fn short(oid: &str) -> &str {
