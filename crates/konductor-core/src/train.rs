@@ -373,7 +373,19 @@ fn cap(warnings: &mut Vec<String>, found: Vec<String>, more: impl Fn(usize) -> S
     }
 }
 
-/// The first 10 characters of an object id.
+/// The first 10 characters of an object id (git gives hex; anything else is cut at a
+/// character boundary, never inside one: found by the `tick_path` fuzz target).
 pub fn short(oid: &str) -> &str {
-    &oid[..oid.len().min(10)]
+    let end = oid.char_indices().nth(10).map_or(oid.len(), |(i, _)| i);
+    &oid[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_never_cuts_inside_a_character() {
+        assert_eq!(super::short("b2da90f19ed060baa8ba"), "b2da90f19e");
+        assert_eq!(super::short("abc"), "abc");
+        assert_eq!(super::short(&"é".repeat(40)), "é".repeat(10));
+    }
 }
