@@ -4,7 +4,7 @@
 #   fuzz/run.sh [RUNS] [TARGET...]
 #
 # RUNS defaults to 10000000 (10 million executions per target); TARGET defaults to every
-# target (tag_parser sdd_parser signature_parser), run one after the other in one process
+# target (tag_parser sdd_parser signature_parser tick_path), run one after the other in one process
 # each. New inputs go to a scratch corpus under fuzz/target/work/<target> (git-ignored),
 # seeded from the committed corpus fuzz/corpus/<target>, so a run never dirties the tree.
 # A crash or panic is written to fuzz/artifacts/<target>/ and makes the script exit 1 after
@@ -22,7 +22,7 @@ runs=${1:-10000000}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(tag_parser sdd_parser signature_parser)
+  targets=(tag_parser sdd_parser signature_parser tick_path)
 fi
 toolchain=${FUZZ_TOOLCHAIN:-nightly}
 timeout=${FUZZ_TIMEOUT:-10}

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod board;
+mod boundaries;
 mod browser;
 mod cas;
 mod cli;

@@ -268,7 +268,7 @@ fn waiting_section(o: &mut String, waiting: &[Waiting<'_>], now: i64) {
                 format!(
                     " · ready since {} ({} ago)",
                     E(&show_time(&rfc3339(at))),
-                    age(now - at)
+                    age(now.saturating_sub(at))
                 )
             })
             .unwrap_or_default();
@@ -566,7 +566,7 @@ fn steps_table(o: &mut String, t: &TrainReport, now: i64) {
                 .map(|at| {
                     format!(
                         "<span class=\"muted\">running</span> {}",
-                        duration(now - at)
+                        duration(now.saturating_sub(at))
                     )
                 })
                 .unwrap_or_default(),
@@ -1280,7 +1280,7 @@ fn status_line(t: &TrainReport, s: &StepReport, now: i64) -> String {
                 .started_at
                 .as_deref()
                 .and_then(parse_rfc3339)
-                .map(|at| now - at))
+                .map(|at| now.saturating_sub(at)))
         ),
         (_, StepState::Success) => format!("✓ success{}", run(s.duration_secs)),
         (_, StepState::Failure) => format!("✗ failed{}", run(s.duration_secs)),
@@ -1418,7 +1418,7 @@ fn when(rfc: &str, now: i64) -> String {
             "<time datetime=\"{}\">{}</time> <span class=\"ago\">({} ago)</span>",
             E(rfc),
             E(&show_time(rfc)),
-            age(now - at)
+            age(now.saturating_sub(at))
         ),
         None => E(rfc).to_string(),
     }

@@ -218,6 +218,7 @@ fn probe(
     for _round in 0..=PROBE_ROUNDS {
         let window: Vec<u32> = (1..=PROBE_WIDTH)
             .filter_map(|k| frontier.checked_add(k))
+            .filter(|n| *n <= crate::tag::MAX_TRAIN)
             .collect();
         pats.extend(window.iter().map(|n| format!("release={n}.*")));
         store.refresh(&pats)?;

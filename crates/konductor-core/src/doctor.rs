@@ -201,7 +201,11 @@ pub fn load(opts: &DoctorOptions) -> Result<Inputs, DoctorError> {
         .sdd
         .clone()
         .unwrap_or_else(|| opts.repo.join("sdd.yaml"));
-    let sdd = Sdd::parse(&shown(&sdd_path), &read(&sdd_path)?)?;
+    let text = crate::sdd::read_file(&sdd_path).map_err(|e| DoctorError::Read {
+        path: shown(&sdd_path),
+        source: e,
+    })?;
+    let sdd = Sdd::parse(&shown(&sdd_path), &text)?;
 
     let mut circleci = Vec::new();
     let cc = match &opts.circleci {

@@ -10,7 +10,7 @@ use crate::plan::{
 };
 use crate::sdd::Sdd;
 use crate::store::{Identity, PushOutcome, Store};
-use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger};
+use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger, MAX_JOB, MAX_PATCH, MAX_TRAIN};
 use crate::train::{short, Observed, TagRecord};
 
 /// How many of the newest train numbers a tick without `--train` follows.
@@ -93,21 +93,25 @@ pub fn start(store: &Store, opts: &StartOptions, who: &Identity, now: i64) -> Re
                     store.remote().url
                 )));
             }
-            let last = patches.iter().max().copied().unwrap_or(0);
             TrainId::new(
                 n,
-                last.checked_add(1)
-                    .ok_or_else(|| no_number_left(TrainId::new(n, last)))?,
+                next_number(
+                    patches.iter().max().copied().unwrap_or(0),
+                    MAX_PATCH,
+                    "patch number",
+                )?,
             )
         }
         None => {
             // Numbering follows the real trains: junk never raises it (a junk tag that
             // squats the next number is skipped by the create-only push below).
             let known = discover(store, 1, false)?.trains;
-            let last = known.iter().map(|t| t.number).max().unwrap_or(0);
             TrainId::new(
-                last.checked_add(1)
-                    .ok_or_else(|| no_number_left(TrainId::new(last, 0)))?,
+                next_number(
+                    known.iter().map(|t| t.number).max().unwrap_or(0),
+                    MAX_TRAIN,
+                    "train number",
+                )?,
                 0,
             )
         }
@@ -119,11 +123,12 @@ pub fn start(store: &Store, opts: &StartOptions, who: &Identity, now: i64) -> Re
         match store.push_tag_create(&name, &oid)? {
             PushOutcome::Created => return Ok(id),
             PushOutcome::AlreadyExists(_) => {
-                let next = match opts.hotfix {
-                    Some(_) => id.patch.checked_add(1).map(|p| TrainId::new(id.number, p)),
-                    None => id.number.checked_add(1).map(|n| TrainId::new(n, 0)),
+                id = match opts.hotfix {
+                    Some(_) => {
+                        TrainId::new(id.number, next_number(id.patch, MAX_PATCH, "patch number")?)
+                    }
+                    None => TrainId::new(next_number(id.number, MAX_TRAIN, "train number")?, 0),
                 };
-                id = next.ok_or_else(|| no_number_left(id))?;
             }
         }
     }
@@ -132,11 +137,13 @@ pub fn start(store: &Store, opts: &StartOptions, who: &Identity, now: i64) -> Re
     ))
 }
 
-fn no_number_left(last: TrainId) -> Error {
-    Error::input(format!(
-        "no train number is left after `{}`: it is the largest the tag protocol allows; if that tag is junk, delete it (see `docs/tag-protocol.md`)",
-        Tag::Train(last)
-    ))
+/// `n + 1`, unless that passes `max`, the largest the tag protocol reads.
+fn next_number(n: u32, max: u32, what: &str) -> Result<u32> {
+    n.checked_add(1).filter(|&m| m <= max).ok_or_else(|| {
+        Error::input(format!(
+            "no {what} left: `{n}` is the largest the tag protocol allows ({max})"
+        ))
+    })
 }
 
 /// Options for `tick`.
@@ -794,6 +801,14 @@ pub fn unblock(
                 .filter(|d| p.step(d).is_some_and(|x| !x.state.is_done()))
                 .map(|d| format!("`{d}`"))
                 .collect();
+            if pending.is_empty() {
+                // Its dependencies are done but the gate is not waiting yet: its
+                // `if_changed` condition decided to skip it and no tick recorded that yet.
+                return Err(Error::input(format!(
+                    "gate `{step}` of train {t} is not waiting for an unblock: {}; the next tick records it",
+                    v.reason.as_deref().unwrap_or(v.state.as_str())
+                )));
+            }
             return Err(Error::input(format!(
                 "gate `{step}` of train {t} is not waiting: its dependencies are not done yet ({})",
                 pending.join(", ")
@@ -858,7 +873,11 @@ pub fn retry(
         .and_then(|a| a.keys().next_back().copied())
         .unwrap_or(0);
     // A name squatted by an ignored tag is skipped, as the planner does.
-    let next = latest.max(obs.taken.get(step).copied().unwrap_or(0)) + 1;
+    let next = crate::plan::next_job(&obs, step).ok_or_else(|| {
+        Error::input(format!(
+            "step `{step}` of train {t} has no job id left: a tag of it uses {MAX_JOB}, the largest the tag protocol allows"
+        ))
+    })?;
     // A retry the tick is already making counts: same tag name, one attempt.
     let auto = p
         .actions

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::sdd::{format_duration, Sdd, DEFAULT_TRIGGER_RETRIES};
-use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger};
-use crate::train::{Attempt, Event, Observed};
+use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger, MAX_JOB};
+use crate::train::{Attempt, Event, Observed, SHOWN_PER_KIND};
 
 /// Why a trigger is created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -262,136 +262,166 @@ pub struct PlanContext {
     pub conditions: BTreeMap<String, (bool, String)>,
 }
 
-/// Plan one train toward `target`.
-pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan {
-    let mut views: BTreeMap<&str, StepView> = BTreeMap::new();
-    let mut actions = Vec::new();
-    let mut warnings = obs.warnings.clone();
-    // step → the failed step that blocks it
-    let mut failed_upstream: BTreeMap<&str, String> = BTreeMap::new();
-    let closure = sdd.closure(target);
-    for step in &closure {
-        let name = step.name.as_str();
-        let kind = if name == target {
-            StepKind::Target
-        } else if step.is_virtual {
-            StepKind::Virtual
-        } else if step.manual {
-            StepKind::Manual
-        } else {
-            StepKind::Job
-        };
-        let deps: Vec<&StepView> = step.needs.iter().map(|d| &views[d.as_str()]).collect();
-        let deps_done = deps.iter().all(|d| d.state.is_done());
-        let failed_dep = deps.iter().find_map(|d| {
-            if d.state == StepState::Failure {
-                Some(d.name.clone())
-            } else {
-                failed_upstream.get(d.name.as_str()).cloned()
-            }
-        });
-        let attempts = obs.attempts.get(name);
-        let latest = attempts
-            .and_then(|a| a.iter().next_back())
-            .map(|(j, _)| *j)
-            .unwrap_or(0);
-        let mut view = StepView {
-            name: name.to_string(),
-            kind,
+/// What planning one step gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepPlan {
+    /// The step's view.
+    pub view: StepView,
+    /// The failed step upstream that blocks it, if any.
+    pub failed_upstream: Option<String>,
+    /// What to do for it now.
+    pub actions: Vec<Action>,
+    /// What was ignored about it (the premature-tag warning is left to the caller, which
+    /// caps them per train).
+    pub warnings: Vec<String>,
+    /// Whether tags of it were ignored because its dependencies are not done.
+    pub premature: bool,
+}
+
+/// Plan one step from its dependencies' views (each with the failed step that blocks it,
+/// if any), in `needs` order. The whole planner is this, over the target's closure in
+/// topological order; `simulate` calls it incrementally.
+pub(crate) fn plan_step(
+    step: &crate::sdd::Step,
+    target: &str,
+    deps: &[(&StepView, Option<&String>)],
+    obs: &Observed,
+    ctx: &PlanContext,
+) -> StepPlan {
+    let mut out = StepPlan {
+        view: StepView {
+            name: step.name.clone(),
+            kind: StepKind::Job,
             state: StepState::Pending,
-            attempt: latest,
+            attempt: 0,
             reason: None,
-        };
-        if !deps_done {
-            if let Some(f) = failed_dep {
-                view.state = StepState::Blocked;
-                view.reason = Some(format!("upstream `{f}` failed"));
-                failed_upstream.insert(name, f);
-            }
-            let premature = attempts.is_some_and(|a| !a.is_empty())
-                || obs.unblocked.contains_key(name)
-                || obs.skipped.contains_key(name);
-            if premature {
-                warnings.push(format!(
-                    "ignored tags of `{name}`: its dependencies have not all succeeded"
-                ));
-                view.attempt = 0;
-            }
-            views.insert(name, view);
-            continue;
+        },
+        failed_upstream: None,
+        actions: Vec::new(),
+        warnings: Vec::new(),
+        premature: false,
+    };
+    let name = step.name.as_str();
+    let kind = if name == target {
+        StepKind::Target
+    } else if step.is_virtual {
+        StepKind::Virtual
+    } else if step.manual {
+        StepKind::Manual
+    } else {
+        StepKind::Job
+    };
+    let deps_done = deps.iter().all(|(d, _)| d.state.is_done());
+    let failed_dep = deps.iter().find_map(|(d, up)| {
+        if d.state == StepState::Failure {
+            Some(d.name.clone())
+        } else {
+            up.cloned()
         }
-        match kind {
-            StepKind::Target | StepKind::Virtual => view.state = StepState::Success,
-            StepKind::Manual => {
-                let unblock = obs.unblocked.get(name).filter(|ev| {
-                    let ok = approved(&step.approvers, ev);
-                    if !ok {
-                        warnings.push(format!(
-                            "ignored unblock of `{name}` by {}: not in its approvers ({})",
-                            who(ev),
-                            step.approvers.join(", ")
-                        ));
-                    }
-                    ok
-                });
-                if let Some(ev) = unblock {
-                    view.state = StepState::Success;
-                    view.reason = Some(match ev.field("reason") {
-                        Some(r) => format!("unblocked by {}: {r}", who(ev)),
-                        None => format!("unblocked by {}", who(ev)),
-                    });
-                } else if let Some(ev) = obs.skipped.get(name) {
-                    view.state = StepState::Skipped;
-                    view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
-                } else if let Some(a) = condition(step, ctx, &mut actions) {
-                    view.state = a.0;
-                    view.reason = a.1;
-                } else {
-                    view.state = StepState::Blocked;
-                    view.reason = Some(match ctx.conditions.get(name) {
-                        Some((true, why)) if !why.is_empty() => {
-                            format!("waiting for manual unblock ({why})")
-                        }
-                        _ => "waiting for manual unblock".into(),
-                    });
-                }
-            }
-            StepKind::Job => {
-                if let Some(ev) = obs.skipped.get(name) {
-                    view.state = StepState::Skipped;
-                    view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
-                } else if let Some(atts) = attempts.filter(|a| !a.is_empty()) {
-                    let next = latest_taken(obs, name);
-                    job_state(step, atts, next, ctx, &mut view, &mut actions);
-                } else if let Some(a) = condition(step, ctx, &mut actions) {
-                    view.state = a.0;
-                    view.reason = a.1;
-                } else {
-                    actions.push(Action::Trigger {
-                        step: name.to_string(),
-                        job: obs.taken.get(name).map_or(1, |t| t + 1),
-                        reason: TriggerReason::Ready,
-                    });
-                }
-            }
+    });
+    let attempts = obs.attempts.get(name);
+    let latest = attempts
+        .and_then(|a| a.iter().next_back())
+        .map(|(j, _)| *j)
+        .unwrap_or(0);
+    let mut view = StepView {
+        name: name.to_string(),
+        kind,
+        state: StepState::Pending,
+        attempt: latest,
+        reason: None,
+    };
+    if !deps_done {
+        if let Some(f) = failed_dep {
+            view.state = StepState::Blocked;
+            view.reason = Some(format!("upstream `{f}` failed"));
+            out.failed_upstream = Some(f);
         }
-        views.insert(name, view);
+        let premature = attempts.is_some_and(|a| !a.is_empty())
+            || obs.unblocked.contains_key(name)
+            || obs.skipped.contains_key(name);
+        if premature {
+            out.premature = true;
+            view.attempt = 0;
+        }
+        out.view = view;
+        return out;
     }
-    let steps: Vec<StepView> = closure
-        .iter()
-        .map(|s| {
-            views
-                .remove(s.name.as_str())
-                .expect("every closure step has a view")
-        })
-        .collect();
+    match kind {
+        StepKind::Target | StepKind::Virtual => view.state = StepState::Success,
+        StepKind::Manual => {
+            let unblock = obs.unblocked.get(name).filter(|ev| {
+                let ok = approved(&step.approvers, ev);
+                if !ok {
+                    out.warnings.push(format!(
+                        "ignored unblock of `{name}` by {}: not in its approvers ({})",
+                        who(ev),
+                        step.approvers.join(", ")
+                    ));
+                }
+                ok
+            });
+            if let Some(ev) = unblock {
+                view.state = StepState::Success;
+                view.reason = Some(match ev.field("reason") {
+                    Some(r) => format!("unblocked by {}: {r}", who(ev)),
+                    None => format!("unblocked by {}", who(ev)),
+                });
+            } else if let Some(ev) = obs.skipped.get(name) {
+                view.state = StepState::Skipped;
+                view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
+            } else if let Some(a) = condition(step, ctx, &mut out.actions) {
+                view.state = a.0;
+                view.reason = a.1;
+            } else {
+                view.state = StepState::Blocked;
+                view.reason = Some(match ctx.conditions.get(name) {
+                    Some((true, why)) if !why.is_empty() => {
+                        format!("waiting for manual unblock ({why})")
+                    }
+                    _ => "waiting for manual unblock".into(),
+                });
+            }
+        }
+        StepKind::Job => {
+            if let Some(ev) = obs.skipped.get(name) {
+                view.state = StepState::Skipped;
+                view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
+            } else if let Some(atts) = attempts.filter(|a| !a.is_empty()) {
+                let next = next_job(obs, name);
+                job_state(step, atts, next, ctx, &mut view, &mut out.actions);
+            } else if let Some(a) = condition(step, ctx, &mut out.actions) {
+                view.state = a.0;
+                view.reason = a.1;
+            } else {
+                match next_job(obs, name) {
+                    Some(job) => out.actions.push(Action::Trigger {
+                        step: name.to_string(),
+                        job,
+                        reason: TriggerReason::Ready,
+                    }),
+                    None => no_job_left(&mut view),
+                }
+            }
+        }
+    }
+    out.view = view;
+    out
+}
+
+/// The train's state from its step views and the actions planned.
+pub(crate) fn train_state(
+    target: &str,
+    obs: &Observed,
+    steps: &[StepView],
+    has_actions: bool,
+) -> TrainState {
     let target_done = steps.iter().any(|s| s.name == target && s.state.is_done());
-    let state = if obs.cancelled.is_some() {
-        actions.clear();
+    if obs.cancelled.is_some() {
         TrainState::Cancelled
     } else if target_done {
         TrainState::Succeeded
-    } else if !actions.is_empty()
+    } else if has_actions
         || steps
             .iter()
             .any(|s| matches!(s.state, StepState::Triggered | StepState::Started))
@@ -406,7 +436,59 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
         TrainState::Blocked
     } else {
         TrainState::Running
-    };
+    }
+}
+
+/// Plan one train toward `target`.
+pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan {
+    let mut views: BTreeMap<&str, StepView> = BTreeMap::new();
+    let mut actions = Vec::new();
+    let mut warnings = obs.warnings.clone();
+    // step → the failed step that blocks it
+    let mut failed_upstream: BTreeMap<&str, String> = BTreeMap::new();
+    let closure = sdd.closure(target);
+    let mut premature_steps = 0usize;
+    for step in &closure {
+        let deps: Vec<(&StepView, Option<&String>)> = step
+            .needs
+            .iter()
+            .map(|d| (&views[d.as_str()], failed_upstream.get(d.as_str())))
+            .collect();
+        let sp = plan_step(step, target, &deps, obs, ctx);
+        if sp.premature {
+            premature_steps += 1;
+            if premature_steps <= SHOWN_PER_KIND {
+                warnings.push(format!(
+                    "ignored tags of `{}`: its dependencies have not all succeeded",
+                    step.name
+                ));
+            }
+        }
+        warnings.extend(sp.warnings);
+        actions.extend(sp.actions);
+        if let Some(f) = sp.failed_upstream {
+            failed_upstream.insert(&step.name, f);
+        }
+        views.insert(&step.name, sp.view);
+    }
+    if premature_steps > SHOWN_PER_KIND {
+        warnings.push(format!(
+            "… and the tags of {} more steps whose dependencies have not all succeeded",
+            premature_steps - SHOWN_PER_KIND
+        ));
+    }
+    let steps: Vec<StepView> = closure
+        .iter()
+        .map(|s| {
+            views
+                .remove(s.name.as_str())
+                .expect("every closure step has a view")
+        })
+        .collect();
+    let state = train_state(target, obs, &steps, !actions.is_empty());
+    if state == TrainState::Cancelled {
+        actions.clear();
+    }
     Plan {
         target: target.to_string(),
         actions,
@@ -440,25 +522,37 @@ fn condition(
                 reason: why.clone(),
             });
             // Dependents wait until the skip is recorded.
+            let why = why.strip_prefix("skipped: ").unwrap_or(why);
             Some((StepState::Pending, Some(format!("skipping: {why}"))))
         }
     }
 }
 
-/// The job id a new attempt of `step` takes.
-fn latest_taken(obs: &Observed, step: &str) -> u32 {
+/// The job id a new attempt of `step` takes: one more than any id a tag of the step uses,
+/// trusted or not. `None` when that would pass [`MAX_JOB`], the largest the grammar reads.
+pub fn next_job(obs: &Observed, step: &str) -> Option<u32> {
     let latest = obs
         .attempts
         .get(step)
         .and_then(|a| a.keys().next_back().copied())
         .unwrap_or(0);
-    latest.max(obs.taken.get(step).copied().unwrap_or(0)) + 1
+    latest
+        .max(obs.taken.get(step).copied().unwrap_or(0))
+        .checked_add(1)
+        .filter(|&j| j <= MAX_JOB)
+}
+
+fn no_job_left(view: &mut StepView) {
+    view.state = StepState::Failure;
+    view.reason = Some(format!(
+        "no job id left: a tag of this step uses {MAX_JOB}, the largest the tag protocol allows"
+    ));
 }
 
 fn job_state(
     step: &crate::sdd::Step,
     atts: &BTreeMap<u32, Attempt>,
-    next: u32,
+    next: Option<u32>,
     ctx: &PlanContext,
     view: &mut StepView,
     actions: &mut Vec<Action>,
@@ -478,27 +572,31 @@ fn job_state(
         None => {
             view.state = StepState::Triggered;
             // Never-started attempts in a row, just before the latest.
-            let lost = atts
-                .iter()
-                .rev()
-                .skip(1)
-                .take_while(|(_, a)| a.states.is_empty())
-                .count() as u32;
+            let lost = u32::try_from(
+                atts.iter()
+                    .rev()
+                    .skip(1)
+                    .take_while(|(_, a)| a.states.is_empty())
+                    .count(),
+            )
+            .unwrap_or(u32::MAX);
             let at = last.triggered.as_ref().map_or(0, |e| e.at);
-            let waited = ctx.now - at;
-            if at > 0 && waited > step.trigger_timeout.as_secs() as i64 {
+            if at > 0 && waited_past(ctx.now, at, step.trigger_timeout) {
                 if lost < DEFAULT_TRIGGER_RETRIES {
-                    actions.push(Action::Trigger {
-                        step: name.to_string(),
-                        job: next,
-                        reason: TriggerReason::LostTrigger { after: latest },
-                    });
+                    match next {
+                        Some(job) => actions.push(Action::Trigger {
+                            step: name.to_string(),
+                            job,
+                            reason: TriggerReason::LostTrigger { after: latest },
+                        }),
+                        None => no_job_left(view),
+                    }
                 } else {
                     // Give up: a failure, so the train says so and `retry` can go again.
                     view.state = StepState::Failure;
                     view.reason = Some(format!(
                         "no CI picked up {} triggers in a row; check the job's tag filter, then `konductor retry`",
-                        lost + 1
+                        lost.saturating_add(1)
                     ));
                 }
             }
@@ -507,7 +605,7 @@ fn job_state(
             view.state = StepState::Started;
             let started = &last.states[&JobState::Started];
             if let Some(limit) = step.timeout {
-                if started.at > 0 && ctx.now - started.at > limit.as_secs() as i64 {
+                if started.at > 0 && waited_past(ctx.now, started.at, limit) {
                     actions.push(Action::Timeout {
                         step: name.to_string(),
                         job: latest,
@@ -521,18 +619,23 @@ fn job_state(
             }
         }
         Some(_) => {
-            let failures = atts.values().filter(|a| a.failed()).count() as u32;
-            if failures <= step.retries {
+            let failures =
+                u32::try_from(atts.values().filter(|a| a.failed()).count()).unwrap_or(u32::MAX);
+            if failures <= step.retries && next.is_none() {
+                no_job_left(view);
+            } else if failures <= step.retries {
                 view.state = StepState::Failure;
                 view.reason = Some(format!(
                     "attempt {latest} failed; retry {failures} of {}",
                     step.retries
                 ));
-                actions.push(Action::Trigger {
-                    step: name.to_string(),
-                    job: next,
-                    reason: TriggerReason::Retry { after: latest },
-                });
+                if let Some(job) = next {
+                    actions.push(Action::Trigger {
+                        step: name.to_string(),
+                        job,
+                        reason: TriggerReason::Retry { after: latest },
+                    });
+                }
             } else {
                 view.state = StepState::Failure;
                 let how = if last.outcome() == Some(JobState::Timeout) {
@@ -548,6 +651,13 @@ fn job_state(
             }
         }
     }
+}
+
+/// Whether more than `limit` passed from `since` to `now`. Never wraps: times are clamped
+/// to [`crate::time::MAX_TIME`] when read and durations to [`crate::sdd::MAX_DURATION`] when
+/// parsed, and the arithmetic saturates besides.
+fn waited_past(now: i64, since: i64, limit: std::time::Duration) -> bool {
+    now.saturating_sub(since) > i64::try_from(limit.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Who did it: the verified signer when signatures are checked, else the `by:` field of

@@ -230,7 +230,8 @@ fn attempts(obs: &Observed, step: &str) -> Vec<AttemptReport> {
                 triggered_at: trig.map(|e| rfc3339(e.at)),
                 started_at: started.map(|e| rfc3339(e.at)),
                 finished_at: end.map(|e| rfc3339(e.at)),
-                duration_secs: end.zip(from).map(|(e, f)| e.at - f),
+                // Tagger times are anyone's to write: an end before the start is 0 s.
+                duration_secs: end.zip(from).map(|(e, f)| e.at.saturating_sub(f).max(0)),
                 info,
                 job_url,
                 reason: trig.and_then(|e| e.field("reason").map(str::to_string)),
@@ -330,9 +331,10 @@ pub fn log_events(records: &[TagRecord]) -> Vec<LogEvent> {
                 .filter(|l| !l.is_empty() && !l.starts_with("by:") && !l.starts_with("opened-by:"))
                 .collect::<Vec<_>>()
                 .join("; ");
+            let secs = crate::time::clamp(r.time.unwrap_or(0));
             Some(LogEvent {
-                at: rfc3339(r.time.unwrap_or(0)),
-                secs: r.time.unwrap_or(0),
+                at: rfc3339(secs),
+                secs,
                 train,
                 event,
                 step,

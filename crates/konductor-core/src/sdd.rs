@@ -24,10 +24,20 @@ use serde_yaml::Value;
 
 use crate::tag::validate_step_name;
 
+mod nesting;
+
 /// Default time a trigger may wait for its job's `started` before it is re-triggered.
 pub const DEFAULT_TRIGGER_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Default number of re-triggers of a lost trigger (a trigger no CI picked up).
 pub const DEFAULT_TRIGGER_RETRIES: u32 = 3;
+/// Longest `timeout` or `trigger_timeout` accepted: 365 days. Every time computation on a
+/// duration then stays far from the ends of an `i64` of seconds.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+/// Deepest nesting of lists and maps accepted. An SDD needs 3 (steps, a step's settings, a
+/// list); deeper YAML is refused before it is parsed, in time linear in its size.
+pub const MAX_NESTING: usize = 64;
+/// Largest `sdd.yaml` accepted, in bytes (1 MiB: about 20,000 steps in the short form).
+pub const MAX_SDD_BYTES: usize = 1 << 20;
 
 /// The keys of the long form. Kept in one place so `unknown key` hints stay true.
 pub const STEP_KEYS: &[&str] = &[
@@ -184,6 +194,28 @@ impl<'a> Locator<'a> {
         self.top.get(name).map(|i| i + 1)
     }
 
+    /// The line of the second `key:` inside the block of top-level key `step`.
+    fn second_within(&self, step: &str, key: &str) -> Option<usize> {
+        let start = *self.top.get(step)?;
+        self.lines
+            .iter()
+            .enumerate()
+            .skip(start + 1)
+            .take_while(|(_, l)| l.starts_with([' ', '\t', '-', '#']) || l.trim().is_empty())
+            .filter(|(_, l)| top_key(l.trim_start()).as_deref() == Some(key))
+            .nth(1)
+            .map(|(i, _)| i + 1)
+    }
+
+    /// The step whose block holds 1-based `line`: the last top-level key at or above it.
+    fn step_at(&self, line: usize) -> Option<&str> {
+        self.top
+            .iter()
+            .filter(|(_, &i)| i < line)
+            .max_by_key(|(_, &i)| i)
+            .map(|(k, _)| k.as_str())
+    }
+
     /// The line of `word` inside the block of top-level key `step`.
     fn within(&self, step: &str, word: &str) -> Option<usize> {
         let start = *self.top.get(step)?;
@@ -228,13 +260,34 @@ fn top_key(line: &str) -> Option<String> {
 impl Sdd {
     /// Parse and validate SDD text. `source` names the file in messages.
     pub fn parse(source: &str, text: &str) -> Result<Sdd, SddError> {
-        let loc = Locator::new(text);
         let issue = |line: Option<usize>, message: String, hint: Option<String>| SddIssue {
             file: source.to_string(),
             line,
             message,
             hint,
         };
+        let refuse = |line: Option<usize>, message: String, hint: Option<String>| {
+            Err(SddError {
+                issues: vec![issue(line, message, hint)],
+            })
+        };
+        if text.len() > MAX_SDD_BYTES {
+            return refuse(
+                None,
+                format!("the file is larger than {MAX_SDD_BYTES} bytes (1 MiB), the most an SDD may have"),
+                None,
+            );
+        }
+        // A byte order mark is not content (editors on Windows write one).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if let Some(line) = nesting::too_deep(text, MAX_NESTING) {
+            return refuse(
+                Some(line),
+                format!("lists and maps nest deeper than {MAX_NESTING} levels"),
+                Some("an SDD needs 3: steps, a step's settings, and lists of names".into()),
+            );
+        }
+        let loc = Locator::new(text);
         if text.trim().is_empty()
             || text
                 .lines()
@@ -265,10 +318,30 @@ impl Sdd {
                     Some(k) => loc.second(k).or(line),
                     None => line,
                 };
-                let (message, hint) = if msg.contains("duplicate entry") {
+                // A duplicate inside a step's settings is not a duplicate step: the key is
+                // not one of the top-level ones, or its second occurrence is not.
+                let in_step = dup.as_deref().and_then(|k| match loc.second(k) {
+                    Some(_) => None,
+                    None => line.and_then(|l| loc.step_at(l)).map(|s| (k, s)),
+                });
+                let line = match in_step {
+                    Some((k, step)) => loc.second_within(step, k).or(line),
+                    None => line,
+                };
+                let (message, hint) = if let Some((k, step)) = in_step {
+                    (
+                        format!("duplicate key `{k}` in step `{step}`"),
+                        Some("each key may appear once in a step; merge the two".to_string()),
+                    )
+                } else if msg.contains("duplicate entry") {
                     (
                         msg.replace("duplicate entry with key", "duplicate step"),
                         Some("each step may appear once; merge the two entries".to_string()),
+                    )
+                } else if msg.contains("recursion limit exceeded") {
+                    (
+                        format!("lists and maps nest deeper than {MAX_NESTING} levels"),
+                        None,
                     )
                 } else {
                     (format!("not valid YAML: {msg}"), None)
@@ -695,8 +768,8 @@ fn parse_long(
             "timeout" | "trigger_timeout" => {
                 match v
                     .as_str()
-                    .ok_or_else(|| "not a string".to_string())
-                    .and_then(parse_duration)
+                    .ok_or_else(|| DurationError::Malformed("not a string".to_string()))
+                    .and_then(parse_duration_checked)
                 {
                     Ok(d) => {
                         if key == "timeout" {
@@ -705,7 +778,20 @@ fn parse_long(
                             step.trigger_timeout = d
                         }
                     }
-                    Err(e) => push(
+                    Err(DurationError::TooLong) => push(
+                        issues,
+                        &key,
+                        format!(
+                            "`{key}` of step `{name}` is {}, longer than the longest allowed ({})",
+                            show(&v),
+                            format_duration(MAX_DURATION)
+                        ),
+                        Some(format!(
+                            "a duration may be at most {} days",
+                            MAX_DURATION.as_secs() / 86_400
+                        )),
+                    ),
+                    Err(DurationError::Malformed(e)) => push(
                         issues,
                         &key,
                         format!(
@@ -785,12 +871,55 @@ fn show(v: &Value) -> String {
     format!("`{}`", s.trim())
 }
 
-/// Parse a duration like `90s`, `30m`, `1h30m`, `2d`.
+/// Read an SDD file: at most one byte more than [`MAX_SDD_BYTES`], so that
+/// [`Sdd::parse`] can refuse a larger one without this reading all of it (`/dev/zero`
+/// included).
+pub fn read_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(
+            u64::try_from(MAX_SDD_BYTES)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1),
+        )
+        .read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
+/// Why a duration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DurationError {
+    /// Not a duration.
+    Malformed(String),
+    /// Longer than [`MAX_DURATION`] (however large its numbers).
+    TooLong,
+}
+
+/// Parse a duration like `90s`, `30m`, `1h30m`, `2d`, of at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_checked(s).map_err(|e| match e {
+        DurationError::Malformed(m) => m,
+        DurationError::TooLong => format!(
+            "`{}` is longer than the longest allowed ({})",
+            s.trim(),
+            format_duration(MAX_DURATION)
+        ),
+    })
+}
+
+fn parse_duration_checked(s: &str) -> Result<Duration, DurationError> {
+    let bad = |m: String| Err(DurationError::Malformed(m));
     let s = s.trim();
     if s.is_empty() {
-        return Err("empty".into());
+        return bad("empty".into());
     }
+    let max = MAX_DURATION.as_secs();
     let mut total: u64 = 0;
     let mut num = String::new();
     for c in s.chars() {
@@ -803,22 +932,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             'm' => 60,
             'h' => 3600,
             'd' => 86400,
-            _ => return Err(format!("unknown unit `{c}`")),
+            _ => return bad(format!("unknown unit `{c}`")),
         };
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("missing number before `{c}`"))?;
+        if num.is_empty() {
+            return bad(format!("missing number before `{c}`"));
+        }
+        // Digits beyond a u64 are simply too long, like any other sum past the maximum.
+        let n: u64 = num.parse().unwrap_or(u64::MAX);
         total = n
             .checked_mul(mult)
             .and_then(|v| total.checked_add(v))
-            .ok_or("too large")?;
+            .filter(|&t| t <= max)
+            .ok_or(DurationError::TooLong)?;
         num.clear();
     }
     if !num.is_empty() {
-        return Err(format!("`{num}` has no unit (s, m, h or d)"));
+        return bad(format!("`{num}` has no unit (s, m, h or d)"));
     }
     if total == 0 {
-        return Err("a duration must be longer than zero".into());
+        return bad("a duration must be longer than zero".into());
     }
     Ok(Duration::from_secs(total))
 }
@@ -1007,6 +1139,81 @@ mod tests {
         for bad in ["", "10", "m", "5x", "0s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_in_well_under_a_second() {
+        // 200 KB of nested brackets, depth 100,000: took 51 s to refuse (issue 12).
+        for text in [
+            format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+            format!("a: {}\n", "{x: ".repeat(50_000)),
+            format!("a:\n  {}x\n", "- ".repeat(100_000)),
+        ] {
+            let t0 = std::time::Instant::now();
+            let e = err(&text);
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(1),
+                "{:?}",
+                t0.elapsed()
+            );
+            assert!(e.contains("nest deeper than 64 levels"), "{e}");
+            assert!(e.contains("sdd.yaml:"), "names the line: {e}");
+        }
+        // At the limit it is not a nesting problem.
+        let at_limit = format!("a: {}{}\n", "[".repeat(63), "]".repeat(63));
+        assert!(!err(&at_limit).contains("nest deeper"));
+    }
+
+    #[test]
+    fn a_file_past_the_size_limit_is_refused() {
+        let text = format!("a: []\n#{}\n", "x".repeat(MAX_SDD_BYTES));
+        assert!(err(&text).contains("larger than 1048576 bytes (1 MiB)"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_a_second_document() {
+        let sdd = Sdd::parse("s", "\u{feff}a: []\nb: [a]\n").unwrap();
+        assert_eq!(sdd.leaves(), vec!["a"]);
+        assert_eq!(sdd.step("a").unwrap().line, 1);
+    }
+
+    #[test]
+    fn a_duplicate_key_inside_a_step_names_the_key_and_the_step() {
+        let e = err("x: []\na:\n  needs: [x]\n  retries: 1\n  needs: []\n");
+        assert!(
+            e.contains("sdd.yaml:5: duplicate key `needs` in step `a`"),
+            "{e}"
+        );
+        // A duplicate step is still a duplicate step.
+        assert!(err("a: []\na: []\n").contains("duplicate step \"a\""));
+    }
+
+    #[test]
+    fn durations_past_the_maximum_say_too_long_not_malformed() {
+        assert_eq!(parse_duration("365d").unwrap(), MAX_DURATION);
+        assert_eq!(parse_duration("8760h").unwrap(), MAX_DURATION);
+        for big in [
+            "365d1s",
+            "366d",
+            "9223372036854775808s",
+            "99999999999999999999d",
+            "18446744073709551615s",
+            "18446744073709551616s",
+            "1d99999999999999999999999999s",
+        ] {
+            let e = parse_duration(big).unwrap_err();
+            assert!(
+                e.contains("longer than the longest allowed (365d)"),
+                "{big}: {e}"
+            );
+            let e = err(&format!("a:\n  timeout: {big}\n"));
+            assert!(
+                e.contains("`timeout` of step `a` is")
+                    && e.contains("longer than the longest allowed (365d)"),
+                "{e}"
+            );
+        }
+        assert!(parse_duration("d").unwrap_err().contains("missing number"));
     }
 
     #[test]

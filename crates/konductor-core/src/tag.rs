@@ -22,6 +22,15 @@ pub const PREFIX: &str = "release=";
 /// Longest step name accepted, so that tags stay readable and well under ref limits.
 pub const MAX_STEP_LEN: usize = 64;
 
+/// Largest train number the grammar accepts. Nine digits: every `N + 1` a reader or writer
+/// computes (the next train, a probe above the newest) stays far inside a `u32`, and a tag
+/// with a larger number is malformed, so no reader ever sees one.
+pub const MAX_TRAIN: u32 = 999_999_999;
+/// Largest patch (hotfix) number the grammar accepts; see [`MAX_TRAIN`].
+pub const MAX_PATCH: u32 = 999_999_999;
+/// Largest job id (attempt number) the grammar accepts; see [`MAX_TRAIN`].
+pub const MAX_JOB: u32 = 999_999_999;
+
 /// A train id: `N.P`, train number N and patch (hotfix) number P.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TrainId {
@@ -51,8 +60,8 @@ impl FromStr for TrainId {
             .split_once('.')
             .ok_or_else(|| TagError::new(s, "a train id is `N.P`, e.g. `42.0`"))?;
         Ok(TrainId::new(
-            number(s, n, "train number")?,
-            number(s, p, "patch number")?,
+            number(s, n, "train number", MAX_TRAIN)?,
+            number(s, p, "patch number", MAX_PATCH)?,
         ))
     }
 }
@@ -267,14 +276,14 @@ fn parse_trigger(full: &str, train: TrainId, s: &str) -> Result<Trigger, TagErro
         .rsplit_once('.')
         .ok_or_else(|| TagError::new(full, "expected `<step>.<job>` after the train id"))?;
     validate_step_name(step).map_err(|r| TagError::new(full, r))?;
-    let job = number(full, job, "job id")?;
+    let job = number(full, job, "job id", MAX_JOB)?;
     if job == 0 {
         return Err(TagError::new(full, "job ids start at 1"));
     }
     Ok(Trigger::new(train, step, job))
 }
 
-fn number(full: &str, s: &str, what: &str) -> Result<u32, TagError> {
+fn number(full: &str, s: &str, what: &str, max: u32) -> Result<u32, TagError> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(TagError::new(full, format!("{what} `{s}` is not a number")));
     }
@@ -284,8 +293,15 @@ fn number(full: &str, s: &str, what: &str) -> Result<u32, TagError> {
             format!("{what} `{s}` has a leading zero"),
         ));
     }
-    s.parse()
-        .map_err(|_| TagError::new(full, format!("{what} `{s}` is too large")))
+    let too_large = || TagError::new(full, format!("{what} `{s}` is too large (at most {max})"));
+    // Longer than `max` has digits: too large, whatever a u32 could hold.
+    if s.len() > max.to_string().len() {
+        return Err(too_large());
+    }
+    s.parse::<u32>()
+        .ok()
+        .filter(|&n| n <= max)
+        .ok_or_else(too_large)
 }
 
 /// Check that a step name can live in a tag: letters, digits, `-` and `_`.
@@ -417,13 +433,53 @@ mod tests {
         }
     }
 
+    #[test]
+    fn numbers_past_the_maximum_are_too_large_not_wrapped() {
+        for (tag, what) in [
+            (
+                "release=4294967295.0",
+                "train number `4294967295` is too large (at most 999999999)",
+            ),
+            (
+                "release=1000000000.0",
+                "train number `1000000000` is too large (at most 999999999)",
+            ),
+            (
+                "release=99999999999999999999.0",
+                "train number `99999999999999999999` is too large",
+            ),
+            (
+                "release=1.1000000000",
+                "patch number `1000000000` is too large (at most 999999999)",
+            ),
+            (
+                "release=1.0=a.1000000000",
+                "job id `1000000000` is too large (at most 999999999)",
+            ),
+            (
+                "release=1.0=a.4294967296=started",
+                "job id `4294967296` is too large",
+            ),
+        ] {
+            let e = tag.parse::<Tag>().unwrap_err().to_string();
+            assert!(e.contains(what), "{tag}: {e}");
+        }
+        let top = format!("release={MAX_TRAIN}.{MAX_PATCH}={}.{MAX_JOB}", "a");
+        let t: Tag = top.parse().unwrap();
+        assert_eq!(t.to_string(), top);
+        // Room for the arithmetic every reader and writer does on them.
+        assert!(MAX_TRAIN.checked_add(1000).is_some());
+        assert!(MAX_JOB.checked_add(1).is_some());
+    }
+
     fn arb_step() -> impl Strategy<Value = String> {
         "[A-Za-z0-9_-]{1,64}"
     }
 
     fn arb_tag() -> impl Strategy<Value = Tag> {
-        let train = || (any::<u32>(), any::<u32>()).prop_map(|(n, p)| TrainId::new(n, p));
-        let trig = || (train(), arb_step(), 1u32..).prop_map(|(t, s, j)| Trigger::new(t, s, j));
+        let train = || (0..=MAX_TRAIN, 0..=MAX_PATCH).prop_map(|(n, p)| TrainId::new(n, p));
+        let trig =
+            || (train(), arb_step(), 1..=MAX_JOB).prop_map(|(t, s, j)| Trigger::new(t, s, j));
         prop_oneof![
             train().prop_map(Tag::Train),
             trig().prop_map(Tag::Trigger),
@@ -445,6 +501,28 @@ mod tests {
             let s = tag.to_string();
             prop_assert_eq!(s.parse::<Tag>().unwrap(), tag.clone());
             prop_assert_eq!(Tag::parse_any(&tag.refname()).unwrap(), Some(tag));
+        }
+
+        #[test]
+        fn numbers_round_trip_or_are_refused_at_the_bound(n in prop_oneof![
+            0u64..=2_000,
+            999_999_000u64..=1_000_001_000,
+            4_294_967_000u64..=4_294_968_000,
+            any::<u64>(),
+        ]) {
+            for tag in [format!("release={n}.0"), format!("release=1.{n}"), format!("release=1.0=a.{n}")] {
+                match tag.parse::<Tag>() {
+                    Ok(t) => {
+                        prop_assert!(n <= u64::from(MAX_TRAIN));
+                        prop_assert_eq!(t.to_string(), tag);
+                    }
+                    Err(e) => prop_assert!(
+                        n > u64::from(MAX_TRAIN) && e.reason.contains("too large")
+                            || n == 0 && tag.ends_with(".0") && e.reason.contains("start at 1"),
+                        "{}: {}", tag, e
+                    ),
+                }
+            }
         }
 
         #[test]

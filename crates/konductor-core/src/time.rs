@@ -2,17 +2,29 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The latest time Konductor works with: 9999-12-31T23:59:59Z, in seconds since the epoch.
+/// Tagger times (anyone can write any) and the clock are clamped to `0..=MAX_TIME`, so a
+/// difference of two times, or a time plus a duration, can never overflow.
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+/// A time as Konductor uses it: before the epoch counts as 0 (unknown), after
+/// [`MAX_TIME`] as `MAX_TIME`.
+pub fn clamp(secs: i64) -> i64 {
+    secs.clamp(0, MAX_TIME)
+}
+
 /// Seconds since the epoch, now. `KONDUCTOR_NOW` (seconds) overrides it for tests and demos.
+/// Clamped like every time (see [`clamp`]).
 pub fn now() -> i64 {
     if let Some(n) = std::env::var("KONDUCTOR_NOW")
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        return n;
+        return clamp(n);
     }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| clamp(i64::try_from(d.as_secs()).unwrap_or(MAX_TIME)))
         .unwrap_or(0)
 }
 
@@ -86,6 +98,22 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_at_the_extremes_are_clamped_and_still_format() {
+        assert_eq!(super::clamp(i64::MIN), 0);
+        assert_eq!(super::clamp(-1), 0);
+        assert_eq!(super::clamp(i64::MAX), super::MAX_TIME);
+        assert_eq!(super::rfc3339(super::MAX_TIME), "9999-12-31T23:59:59Z");
+        assert_eq!(
+            super::parse_rfc3339("9999-12-31T23:59:59Z"),
+            Some(super::MAX_TIME)
+        );
+        for t in [i64::MIN, -1, 0, i64::MAX] {
+            let _ = super::rfc3339(t);
+            let _ = super::age(t);
+        }
+    }
+
     #[test]
     fn formats_known_instants() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");

@@ -52,7 +52,8 @@ impl Event {
     fn from_record(r: &TagRecord) -> Self {
         Event {
             by: r.tagger.clone().unwrap_or_else(|| "unknown".into()),
-            at: r.time.unwrap_or(0),
+            // Anyone can write any tagger time: see `time::clamp`.
+            at: crate::time::clamp(r.time.unwrap_or(0)),
             message: r.message.trim().to_string(),
             tag: r.name.clone(),
             signer: r.signer.clone(),
@@ -219,7 +220,11 @@ impl Observed {
         };
         let mut obs =
             Self::from_trusted_names(train, records, all.iter().map(|r| r.name.as_str()))?;
-        obs.warnings.splice(0..0, unsigned);
+        let mut shown = Vec::new();
+        cap(&mut shown, unsigned, |n| {
+            format!("… and {n} more tags of train {train} not signed by an allowed signer")
+        });
+        obs.warnings.splice(0..0, shown);
         Some(obs)
     }
 
@@ -285,12 +290,14 @@ impl Observed {
             Tag::Trigger(_) => 1,
             _ => 2,
         });
+        let mut elsewhere = Vec::new();
+        let mut orphans = Vec::new();
         for (tag, r) in parsed {
             if matches!(tag, Tag::Train(_)) {
                 continue;
             }
             if r.commit != obs.commit {
-                obs.warnings.push(format!(
+                elsewhere.push(format!(
                     "ignored `{}`: it points to commit {} but train {} is on {}",
                     r.name,
                     short(&r.commit),
@@ -317,7 +324,7 @@ impl Observed {
                         .and_then(|a| a.get(&tr.job))
                         .is_some_and(|a| a.triggered.is_some());
                     if !has_trigger {
-                        obs.warnings.push(format!(
+                        orphans.push(format!(
                             "ignored `{}`: no trigger `{}` behind it",
                             r.name,
                             tr.tag()
@@ -341,17 +348,31 @@ impl Observed {
                 Tag::Cancelled(_) => obs.cancelled = Some(ev),
             }
         }
+        for (kind, found) in [
+            ("tags on other commits", elsewhere),
+            ("states without their trigger", orphans),
+        ] {
+            cap(&mut obs.warnings, found, |n| {
+                format!("… and {n} more ignored {kind} of train {train}")
+            });
+        }
+        let mut both = Vec::new();
         for (step, atts) in &obs.attempts {
             for (job, a) in atts {
                 if a.states.contains_key(&JobState::Success)
                     && a.states.contains_key(&JobState::Failure)
                 {
-                    obs.warnings.push(format!(
+                    both.push(format!(
                         "`{step}` attempt {job} reported both success and failure; failure counts"
                     ));
                 }
             }
         }
+        cap(&mut obs.warnings, both, |n| {
+            format!(
+                "… and {n} more attempts of train {train} that reported both success and failure"
+            )
+        });
         Some(obs)
     }
 
@@ -365,28 +386,60 @@ impl Observed {
             .filter(|s| !known(s))
             .cloned()
             .collect();
+        let mut dropped = 0usize;
         for s in unknown {
             if self.attempts.remove(&s).is_some()
                 | self.unblocked.remove(&s).is_some()
                 | self.skipped.remove(&s).is_some()
             {
-                self.warnings.push(format!(
-                    "ignored tags of step `{s}`: the train's graph has no such step"
-                ));
+                dropped += 1;
+                if dropped <= SHOWN_PER_KIND {
+                    self.warnings.push(format!(
+                        "ignored tags of step `{s}`: the train's graph has no such step"
+                    ));
+                }
             }
+        }
+        if dropped > SHOWN_PER_KIND {
+            self.warnings.push(format!(
+                "… and the tags of {} more steps the train's graph does not have",
+                dropped - SHOWN_PER_KIND
+            ));
         }
     }
 }
 
-/// The first 10 characters of an object id.
+/// How many warnings of one kind about one train are shown; the rest are counted in one
+/// more line (`… and N more`), so junk tags cannot flood a tick's output.
+pub const SHOWN_PER_KIND: usize = 5;
+
+/// Add the first [`SHOWN_PER_KIND`] of `found` to `warnings`, then one line for the rest.
+fn cap(warnings: &mut Vec<String>, found: Vec<String>, more: impl Fn(usize) -> String) {
+    let n = found.len();
+    warnings.extend(found.into_iter().take(SHOWN_PER_KIND));
+    if n > SHOWN_PER_KIND {
+        warnings.push(more(n - SHOWN_PER_KIND));
+    }
+}
+
+/// The first 10 characters of an object id (git gives hex; anything else is cut at a
+/// character boundary, never inside one: found by the `tick_path` fuzz target).
 pub fn short(oid: &str) -> &str {
-    &oid[..oid.len().min(10)]
+    let end = oid.char_indices().nth(10).map_or(oid.len(), |(i, _)| i);
+    &oid[..end]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn short_never_cuts_inside_a_character() {
+        assert_eq!(super::short("b2da90f19ed060baa8ba"), "b2da90f19e");
+        assert_eq!(super::short("abc"), "abc");
+        assert_eq!(super::short(&"é".repeat(40)), "é".repeat(10));
+    }
 
     const WRITER: &str = "Train Engineer <te@example.com>";
 

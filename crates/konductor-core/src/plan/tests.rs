@@ -406,3 +406,217 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+// ---- numeric boundaries (issue 12) ----
+
+#[test]
+fn the_longest_timeout_neither_fires_at_once_nor_re_triggers_every_tick() {
+    // `timeout: 9223372036854775808s` used to pass and wrap negative (`as i64`), so the
+    // job timed out at once; a huge trigger timeout re-triggered every tick.
+    let g = sdd("a: {timeout: 365d, trigger_timeout: 365d}\nt: {needs: [a], virtual: true}\n");
+    let year = 365 * 86_400;
+    let mut o = empty();
+    att(&mut o, "a", 1, 1_000, &[]);
+    for now in [1_001, 1_000 + year, crate::time::MAX_TIME, i64::MAX] {
+        let now = crate::time::clamp(now);
+        let p = plan(&g, "t", &o, &ctx(now));
+        let expect = now - 1_000 > year;
+        assert_eq!(!p.actions.is_empty(), expect, "now {now}: {:?}", p.actions);
+    }
+    let mut o = empty();
+    att(&mut o, "a", 1, 1_000, &[JobState::Started]);
+    assert!(plan(&g, "t", &o, &ctx(1_000 + year)).actions.is_empty());
+    assert!(matches!(
+        plan(&g, "t", &o, &ctx(1_001 + year)).actions[..],
+        [Action::Timeout { .. }]
+    ));
+    // A tag time in the future is waited from, never wrapped past.
+    let mut o = empty();
+    att(&mut o, "a", 1, crate::time::MAX_TIME, &[JobState::Started]);
+    assert!(plan(&g, "t", &o, &ctx(0)).actions.is_empty());
+}
+
+#[test]
+fn a_squatted_largest_job_id_fails_the_step_instead_of_wrapping() {
+    use crate::tag::MAX_JOB;
+    let g = sdd("a: {retries: 2}\nt: {needs: [a], virtual: true}\n");
+    let mut o = empty();
+    o.taken.insert("a".into(), MAX_JOB);
+    let p = plan(&g, "t", &o, &ctx(1));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let a = p.step("a").unwrap();
+    assert_eq!(a.state, StepState::Failure);
+    assert!(
+        a.reason.as_deref().unwrap().contains("no job id left"),
+        "{a:?}"
+    );
+    // The same for a retry after a failure at the top id.
+    let mut o = empty();
+    att(&mut o, "a", MAX_JOB, 1, FAIL);
+    let p = plan(&g, "t", &o, &ctx(2));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.step("a").unwrap().state, StepState::Failure);
+    assert_eq!(p.state, TrainState::Failed);
+    // One below the top still triggers, with the top id.
+    let mut o = empty();
+    o.taken.insert("a".into(), MAX_JOB - 1);
+    assert_eq!(
+        triggers(&plan(&g, "t", &o, &ctx(1))),
+        [format!("a.{MAX_JOB}")]
+    );
+}
+
+#[test]
+fn premature_tag_warnings_are_capped_per_train() {
+    let mut text = String::from("root: []\n");
+    for i in 0..40 {
+        text.push_str(&format!("s{i}: [root]\n"));
+    }
+    text.push_str(&format!(
+        "t: {{needs: [{}], virtual: true}}\n",
+        (0..40)
+            .map(|i| format!("s{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let g = sdd(&text);
+    let mut o = empty();
+    for i in 0..40 {
+        att(&mut o, &format!("s{i}"), 1, 1, OK);
+    }
+    let p = plan(&g, "t", &o, &ctx(2));
+    assert_eq!(
+        p.warnings.len(),
+        crate::train::SHOWN_PER_KIND + 1,
+        "{:?}",
+        p.warnings
+    );
+    assert!(p
+        .warnings
+        .last()
+        .unwrap()
+        .contains("… and the tags of 35 more steps"));
+}
+
+fn boundary_number() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        0u64..=3,
+        999_999_990u64..=1_000_000_010,
+        4_294_967_290u64..=4_294_967_300,
+        any::<u64>(),
+    ]
+}
+
+fn boundary_time() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        Just(i64::MIN),
+        Just(i64::MAX),
+        Just(-1i64),
+        Just(0i64),
+        Just(crate::time::MAX_TIME),
+        0i64..=2_000_000_000,
+        any::<i64>(),
+    ]
+}
+
+fn boundary_duration() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (1u64..=4).prop_map(|n| format!("{n}s")),
+        Just("365d".to_string()),
+        Just("8760h".to_string()),
+        Just("365d1s".to_string()),
+        Just("9223372036854775807s".to_string()),
+        Just("9223372036854775808s".to_string()),
+        Just("18446744073709551616s".to_string()),
+        Just("99999999999999999999d".to_string()),
+        any::<u64>().prop_map(|n| format!("{n}s")),
+        any::<u32>().prop_map(|n| format!("{n}d")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Tag names and SDD values at the numeric boundaries, through parse → observe → plan →
+    /// format: nothing panics, every refusal says "too large"/"longer", every tag the plan
+    /// would write parses back to itself, and no reported duration is negative.
+    #[test]
+    fn numbers_at_the_boundaries_go_through_parse_plan_and_format(
+        train in boundary_number(),
+        patch in boundary_number(),
+        jobs in proptest::collection::vec(boundary_number(), 1..4),
+        times in proptest::collection::vec(boundary_time(), 4),
+        now in boundary_time(),
+        timeout in boundary_duration(),
+        trigger_timeout in boundary_duration(),
+        retries in 0u32..=20,
+    ) {
+        use crate::tag::{Tag, MAX_JOB};
+        use crate::train::TagRecord;
+        let text = format!("a: {{timeout: {timeout}, trigger_timeout: {trigger_timeout}, retries: {retries}}}\nb: [a]\nt: {{needs: [b], virtual: true}}\n");
+        let g = match Sdd::parse("t.yaml", &text) {
+            Ok(g) => g,
+            Err(e) => {
+                let e = e.to_string();
+                prop_assert!(e.contains("longer than the longest allowed") || e.contains("longer than zero"), "{e}");
+                return Ok(());
+            }
+        };
+        for s in g.steps() {
+            prop_assert!(s.trigger_timeout <= crate::sdd::MAX_DURATION);
+            prop_assert!(s.timeout.is_none_or(|d| d <= crate::sdd::MAX_DURATION));
+        }
+        let id = format!("{train}.{patch}");
+        let Ok(tid) = id.parse::<TrainId>() else {
+            prop_assert!(train > 999_999_999 || patch > 999_999_999);
+            return Ok(());
+        };
+        let rec = |name: String, time: i64| TagRecord {
+            name,
+            commit: "c".repeat(40),
+            tagger: Some("t <t@x>".into()),
+            time: Some(time),
+            message: String::new(),
+            signer: None,
+            signature_error: None,
+        };
+        let mut records = vec![rec(format!("release={id}"), times[0])];
+        for (i, j) in jobs.iter().enumerate() {
+            let trig = format!("release={id}=a.{j}");
+            match Tag::parse_any(&trig) {
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    prop_assert!(*j == 0 || (*j > u64::from(MAX_JOB) && e.reason.contains("too large")), "{e}");
+                }
+                Ok(None) => unreachable!(),
+            }
+            records.push(rec(trig.clone(), times[(i + 1) % 4]));
+            records.push(rec(format!("{trig}=started"), times[(i + 2) % 4]));
+            if i % 2 == 0 {
+                records.push(rec(format!("{trig}=failure"), times[(i + 3) % 4]));
+            }
+        }
+        let obs = Observed::from_records(tid, &records).expect("the train tag is there");
+        let now = crate::time::clamp(now);
+        let p = plan(&g, "t", &obs, &PlanContext { now, conditions: BTreeMap::new() });
+        for a in &p.actions {
+            if let Some(tag) = a.tag(tid) {
+                let name = tag.to_string();
+                prop_assert_eq!(name.parse::<Tag>().ok(), Some(tag.clone()), "{} does not parse back", name);
+            }
+            let _ = a.message();
+        }
+        let planned = crate::ops::Planned { obs: obs.clone(), sdd: g.clone(), plan: p };
+        let report = crate::report::TrainReport::new(&planned);
+        for s in &report.steps {
+            prop_assert!(s.duration_secs.is_none_or(|d| d >= 0), "{:?}", s.duration_secs);
+            for a in &s.attempts {
+                prop_assert!(a.duration_secs.is_none_or(|d| d >= 0));
+            }
+        }
+        let _ = serde_json::to_string(&report).unwrap();
+        for e in crate::report::log_events(&records) {
+            prop_assert!(e.at.len() == 20, "{}", e.at);
+        }
+    }
+}

@@ -21,10 +21,11 @@ use konductor_core::sdd::Sdd;
 
 /// Read and validate an SDD file.
 pub fn load_sdd(path: &Path) -> anyhow::Result<Sdd> {
-    let text = std::fs::read_to_string(path).map_err(|e| konductor_core::error::Error::Io {
-        what: format!("cannot read `{}`", path.display()),
-        source: e,
-    })?;
+    let text =
+        konductor_core::sdd::read_file(path).map_err(|e| konductor_core::error::Error::Io {
+            what: format!("cannot read `{}`", path.display()),
+            source: e,
+        })?;
     Ok(Sdd::parse(&path.display().to_string(), &text)?)
 }
 
