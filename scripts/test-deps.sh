@@ -8,7 +8,8 @@
 #     checks), kill (procps), mount (the full-disk test)
 #   Python validators of scripts/requirements-ci.txt, in a virtualenv: target/test-venv
 #     (KONDUCTOR_TEST_VENV overrides the path). It is rebuilt only when the requirements
-#     or the Python version change: target/test-venv/.requirements.sha256 holds their hash.
+#     or its Python change, or it stops working: target/test-venv/.requirements.sha256
+#     holds the hash of the requirements and the venv's Python version.
 #     scripts/validate-integrations.sh finds the validators there.
 #
 # Not root: apt runs through sudo when sudo exists; otherwise the script prints what to
@@ -64,10 +65,12 @@ for ((i = 0; i < ${#TOOLS[@]}; i += 2)); do
 done
 
 # ------------------------------------------------------------------ the virtualenv
-want_hash() { { cat "$REQS"; python3 --version 2>&1; } | sha256sum | awk '{print $1}'; }
+# The requirements and the venv's own Python: a venv made by another python3 than the one on
+# PATH now is kept while it works.
+want_hash() { { cat "$REQS"; "$VENV/bin/python3" --version 2>&1; } | sha256sum | awk '{print $1}'; }
 
 venv_current() {
-  have python3 && [ -f "$STAMP" ] && [ -x "$VENV/bin/python3" ] \
+  [ -f "$STAMP" ] && [ -x "$VENV/bin/python3" ] \
     && "$VENV/bin/python3" -c '' 2>/dev/null \
     && [ "$(cat "$STAMP")" = "$(want_hash)" ]
 }
