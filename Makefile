@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build demo demo-tick test test-rust test-integrations lint fmt bench bench-scale soak soak-cas fuzz clean
+.PHONY: all build demo demo-tick test test-deps test-rust test-integrations lint fmt bench bench-scale soak soak-cas fuzz clean
 
 all: build
 
@@ -18,14 +18,19 @@ demo-tick: build
 	DEMO_TICK=1 bash scripts/demo.sh
 
 ## Every test: Rust unit and end-to-end tests (real git servers), then the CI wiring files
-## against their official schemas.
-test: test-rust test-integrations
+## against their official schemas. Installs what they need first (test-deps).
+test: test-deps test-rust test-integrations
 
-test-rust:
+## What the tests need beyond the toolchain and git: lighttpd, sshd, Chromium, … with apt
+## (only what is missing), and the Python validators in a virtualenv, target/test-venv.
+test-deps:
+	bash scripts/test-deps.sh
+
+test-rust: test-deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 
-test-integrations:
+test-integrations: test-deps
 	bash scripts/validate-integrations.sh
 
 lint:

@@ -23,12 +23,17 @@
 # validator, with output matching the expected reason.
 #
 # Prints `ok   <what>` or `FAIL <what>: <reason>` per check, and ends with
-# `N passed, M failed`. Exit status 0 only if nothing failed. Installs nothing:
-# python3 -m pip install -r scripts/requirements-ci.txt
+# `N passed, M failed`. Exit status 0 only if nothing failed. Installs nothing
+# itself: the validators come from the virtualenv that scripts/test-deps.sh builds
+# (`make test-deps`; target/test-venv, or KONDUCTOR_TEST_VENV), else from PATH.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+VENV="${KONDUCTOR_TEST_VENV:-$ROOT/target/test-venv}"
+if [ -x "$VENV/bin/python3" ]; then
+  PATH="$VENV/bin:$PATH"
+fi
 
 BROKEN=tests/fixtures/integrations-broken
 SCHEMAS=integrations/schemas
@@ -47,7 +52,7 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import yaml' 2>/dev/null;
 fi
 if ((${#missing[@]})); then
   echo "validate-integrations: missing validator(s): ${missing[*]}" >&2
-  echo "validate-integrations: install them with: python3 -m pip install -r scripts/requirements-ci.txt" >&2
+  echo "validate-integrations: install them with: make test-deps (a virtualenv in ${VENV#"$ROOT"/})" >&2
   echo "validate-integrations: (curl, tar and sha256sum come from the system)" >&2
   exit 2
 fi
@@ -144,7 +149,7 @@ done
 if out="$(run_validator orb-src "$ORB_SRC" 2>&1)"; then pass "$ORB_SRC (orb-src: packs)"; else fail "$ORB_SRC (orb-src)" "$(summary "$out")"; fi
 for id in orb-packed circleci-schema orb-schema circleci-refs filters yamllint; do expect_pass "$id" "$ORB"; done
 for f in "$ORB_SRC"/@orb.yml "$ORB_SRC"/*/*.yml; do expect_pass yamllint "$f"; done
-for f in "$SCRIPTS_DIR"/*.sh scripts/validate-integrations.sh; do expect_pass shellcheck "$f"; done
+for f in "$SCRIPTS_DIR"/*.sh scripts/validate-integrations.sh scripts/test-deps.sh; do expect_pass shellcheck "$f"; done
 
 for id in circleci-schema circleci-refs filters yamllint; do expect_pass "$id" examples/circleci/config.yml; done
 

@@ -145,7 +145,7 @@ fn demo_train_status_log_and_board() {
     let html = out.join("index.html");
     let Some(_) = browser::chromium() else {
         panic!(
-            "chromium is required for this test (apt-get install chromium; .ci/run installs it)"
+            "chromium is required for this test (apt-get install chromium; `make test` installs it)"
         );
     };
     let (dom, errors) = browser::load(&html);
