@@ -550,3 +550,101 @@ fn causal_sort(
         .map(|i| slots[i].take().expect("each event once"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(name: &str, time: i64, message: &str) -> TagRecord {
+        TagRecord {
+            name: name.into(),
+            commit: "c".repeat(40),
+            tagger: Some("t <t@x>".into()),
+            time: Some(time),
+            message: message.into(),
+            signer: None,
+            signature_error: None,
+        }
+    }
+
+    fn order(events: &[LogEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| {
+                e.tag
+                    .trim_start_matches("release=1.0")
+                    .trim_start_matches('=')
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_trigger_is_listed_after_the_unblock_of_the_same_second_that_allowed_it() {
+        let records = [
+            rec("release=1.0=deploy_serving_prod_k8s.1", 100, "trigger"),
+            rec("release=1.0=require-manual-unblock=unblocked", 100, "unblock"),
+            rec("release=1.0", 100, "train 1.0"),
+        ];
+        assert_eq!(
+            order(&log_events(&records)),
+            [
+                "",
+                "require-manual-unblock=unblocked",
+                "deploy_serving_prod_k8s.1"
+            ]
+        );
+    }
+
+    #[test]
+    fn same_second_events_follow_their_causes() {
+        let g = Sdd::parse("t.yaml", "z: []\nv: {needs: [z], virtual: true}\na: [v]\n").unwrap();
+        let graphs = BTreeMap::from([("1.0".to_string(), g)]);
+        let records = [
+            rec("release=1.0", 100, "train 1.0"),
+            // `a` needs `z` (through a virtual step); its name sorts first.
+            rec("release=1.0=a.1", 100, "trigger\n\nreason: dependencies done"),
+            rec("release=1.0=z.1", 100, "trigger\n\nreason: dependencies done"),
+            rec("release=1.0=z.1=success", 100, "ok"),
+            // A started reported by a clock one second behind the trigger's.
+            rec("release=1.0=a.1=started", 99, "s"),
+            rec("release=1.0=a.1=failure", 100, "f"),
+            // The CI's re-run after the first outcome, in the same second.
+            rec("release=1.0=a.1=rerun.1=success", 100, "r"),
+            rec("release=1.0=a.1=rerun.1=started", 100, "r"),
+            // A retry after the failure it retries.
+            rec(
+                "release=1.0=a.2",
+                100,
+                "trigger\n\nreason: automatic retry after attempt 1 failed",
+            ),
+        ];
+        let want = [
+            "",
+            "z.1",
+            "z.1=success",
+            "a.1",
+            "a.1=started",
+            "a.1=failure",
+            "a.2",
+            "a.1=rerun.1=started",
+            "a.1=rerun.1=success",
+        ];
+        assert_eq!(order(&log_events_causal(&records, &graphs)), want);
+        // Without the graph, the dependency is not known: `a.1` (a name before `z`)
+        // comes first; every other cause still orders.
+        let got = order(&log_events(&records));
+        assert_eq!(got[..2], ["", "a.1"]);
+        for (before, after) in [
+            ("a.1", "a.1=started"),
+            ("a.1=started", "a.1=failure"),
+            ("a.1=failure", "a.2"),
+            ("a.1=failure", "a.1=rerun.1=started"),
+            ("a.1=rerun.1=started", "a.1=rerun.1=success"),
+            ("z.1", "z.1=success"),
+        ] {
+            let at = |t: &str| got.iter().position(|g| g == t).unwrap();
+            assert!(at(before) < at(after), "{before} before {after}: {got:?}");
+        }
+    }
+}
