@@ -692,7 +692,8 @@ pub fn set_step_state(
     };
     let name = trig.run_state_tag(run, opts.state).to_string();
     let existing = runs.get(&run).and_then(|st| st.get(&opts.state));
-    if let Some(r) = existing.filter(|r| signed && r.signer.is_none() && r.commit == record.commit) {
+    if let Some(r) = existing.filter(|r| signed && r.signer.is_none() && r.commit == record.commit)
+    {
         return Err(Error::Conflict(format!(
             "`{name}` already exists on `{}` but is not signed by an allowed signer ({}); it was not written for this job and nothing was recorded; a step left without a state is re-run by its trigger timeout, else use `konductor retry`",
             store.remote().url,

@@ -306,7 +306,8 @@ pub fn log_events(records: &[TagRecord]) -> Vec<LogEvent> {
 /// after its opening; a state after its trigger, an end after its start, a re-run after
 /// the attempt's earlier runs; an attempt after the one before it, a retry after the
 /// failure it retries; with the train's graph in `graphs` (by train id), a step's first
-/// trigger after the success, unblock or skip of each dependency that allowed it. Events
+/// trigger, an unblock and a skip after the success, unblock or skip of each dependency
+/// that allowed it. Events
 /// nothing orders go by time, then opened, outcomes (success, failure, timeout, unblock,
 /// skip), triggers, starts, cancel, then tag name, so that a tick's trigger is never
 /// listed before the unblock of the same second that allowed it.
@@ -471,10 +472,17 @@ fn causal_sort(
                 p.push(o);
             }
         }
+        let t = e.train.as_str();
+        if let (Some(s), None, Some(sdd)) = (e.step.as_deref(), e.attempt, graphs.get(t)) {
+            // An unblock or a skip: a gate waits for its dependencies, and a skip is
+            // judged once they are done.
+            let mut needs = Vec::new();
+            tagged_needs(sdd, s, &mut needs);
+            p.extend(needs.iter().filter_map(|d| done.get(&(t, *d)).copied()));
+        }
         let (Some(s), Some(j)) = (e.step.as_deref(), e.attempt) else {
             continue;
         };
-        let t = e.train.as_str();
         if e.event == "triggered" {
             if let Some(&k) = j.checked_sub(1).and_then(|b| triggers.get(&(t, s, b))) {
                 p.push(k);
@@ -583,7 +591,11 @@ mod tests {
     fn a_trigger_is_listed_after_the_unblock_of_the_same_second_that_allowed_it() {
         let records = [
             rec("release=1.0=deploy_serving_prod_k8s.1", 100, "trigger"),
-            rec("release=1.0=require-manual-unblock=unblocked", 100, "unblock"),
+            rec(
+                "release=1.0=require-manual-unblock=unblocked",
+                100,
+                "unblock",
+            ),
             rec("release=1.0", 100, "train 1.0"),
         ];
         assert_eq!(
@@ -603,8 +615,16 @@ mod tests {
         let records = [
             rec("release=1.0", 100, "train 1.0"),
             // `a` needs `z` (through a virtual step); its name sorts first.
-            rec("release=1.0=a.1", 100, "trigger\n\nreason: dependencies done"),
-            rec("release=1.0=z.1", 100, "trigger\n\nreason: dependencies done"),
+            rec(
+                "release=1.0=a.1",
+                100,
+                "trigger\n\nreason: dependencies done",
+            ),
+            rec(
+                "release=1.0=z.1",
+                100,
+                "trigger\n\nreason: dependencies done",
+            ),
             rec("release=1.0=z.1=success", 100, "ok"),
             // A started reported by a clock one second behind the trigger's.
             rec("release=1.0=a.1=started", 99, "s"),

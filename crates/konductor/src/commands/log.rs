@@ -105,8 +105,10 @@ fn graphs(store: &Store, records: &[TagRecord]) -> BTreeMap<String, Sdd> {
     let mut out = BTreeMap::new();
     for r in records {
         if let Ok(Some(Tag::Train(t))) = Tag::parse_any(&r.name) {
-            let sdd = Observed::from_records(t, records)
-                .and_then(|obs| konductor_core::ops::train_sdd(store, &obs, None).ok());
+            let sdd = Observed::from_records(t, records).and_then(|obs| {
+                let _ = store.ensure_commit(&obs.commit);
+                konductor_core::ops::train_sdd(store, &obs, None).ok()
+            });
             if let Some(sdd) = sdd {
                 out.insert(t.to_string(), sdd);
             }
