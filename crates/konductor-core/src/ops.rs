@@ -612,7 +612,9 @@ pub fn set_step_state(
             return Err(Error::input(format!(
                 "`{other}` is not a trigger tag; expected `release=N.P=<step>.<job>`{}",
                 match &other {
-                    Tag::State(tr, _) => format!(" (did you mean `{}`?)", tr.tag()),
+                    Tag::State(tr, _) | Tag::Rerun(tr, _, _) => {
+                        format!(" (did you mean `{}`?)", tr.tag())
+                    }
                     _ => String::new(),
                 }
             )))
