@@ -19,6 +19,7 @@ mod hostile;
 mod isolation;
 mod lifecycle;
 mod race;
+mod rerun;
 mod signing;
 mod soak;
 mod support;

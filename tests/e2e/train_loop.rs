@@ -173,10 +173,11 @@ fn locomotive_refuses_bad_reports_and_repeats_are_no_ops() {
         env.report("release=1.0=a.1", "success").ok();
         let again = env.report("release=1.0=a.1", "success").ok();
         assert!(again.contains("already-recorded"), "{again}");
-        env.report("release=1.0=a.1", "failure")
-            .fails(2, "already recorded `success`");
+        // A contradicting report is the CI's re-run of the job (see tests/e2e/rerun.rs).
+        let rerun = env.report("release=1.0=a.1", "failure").ok();
+        assert!(rerun.contains("release=1.0=a.1=rerun.1=failure"), "{rerun}");
         let tags = env.tags("1.0");
-        assert!(!tags.iter().any(|x| x.ends_with("=failure")), "{tags:?}");
+        assert!(!tags.iter().any(|x| x.ends_with("a.1=failure")), "{tags:?}");
         assert_eq!(
             tags.iter().filter(|x| x.ends_with("a.1=success")).count(),
             1

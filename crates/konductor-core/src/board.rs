@@ -541,11 +541,22 @@ fn steps_table(o: &mut String, t: &TrainReport, now: i64) {
             let history = s
                 .attempts
                 .iter()
-                .map(|a| format!("#{}: {}", a.attempt, a.state))
+                .map(|a| match a.rerun {
+                    Some(k) => format!("#{}: {} (re-run {k})", a.attempt, a.state),
+                    None => format!("#{}: {}", a.attempt, a.state),
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
+            let rerun = s
+                .attempts
+                .iter()
+                .find(|a| a.attempt == s.attempt)
+                .and_then(|a| a.rerun)
+                .map_or(String::new(), |k| {
+                    format!(" <span class=\"muted\">re-run {k}</span>")
+                });
             format!(
-                "<span title=\"{}\">#{}{}</span>",
+                "<span title=\"{}\">#{}{rerun}{}</span>",
                 E(&history),
                 s.attempt,
                 if s.attempts.len() > 1 {
@@ -1302,6 +1313,14 @@ fn tooltip(t: &TrainReport, s: &StepReport) -> String {
         w!(head, " · attempt {}", s.attempt);
         if s.attempts.len() > 1 {
             w!(head, " of {}", s.attempts.len());
+        }
+        if let Some(k) = s
+            .attempts
+            .iter()
+            .find(|a| a.attempt == s.attempt)
+            .and_then(|a| a.rerun)
+        {
+            w!(head, " · re-run {k}");
         }
     }
     lines.push(head);
@@ -2096,6 +2115,7 @@ complete-deploy:
                                     attempt: a,
                                     tag: format!("release={number}.0={name}.{a}"),
                                     state: state.as_str().to_string(),
+                                    rerun: None,
                                     triggered_at: s.triggered_at.clone(),
                                     started_at: s.started_at.clone(),
                                     finished_at: s.finished_at.clone(),

@@ -637,7 +637,12 @@ mod tests {
         for t in ["release=1.0=unit-tests.1", "release=42.3=unit-tests.17"] {
             assert!(shipped.matches(t) && printed.matches(t), "{t}");
         }
-        for t in ["release=1.0=unit-tests.1=started", "release=1.0=lint.1"] {
+        for t in [
+            "release=1.0=unit-tests.1=started",
+            "release=1.0=lint.1",
+            "release=1.0=unit-tests.1=rerun.1=started",
+            "release=1.0=unit-tests.1=rerun.12=success",
+        ] {
             assert!(!shipped.matches(t) && !printed.matches(t), "{t}");
         }
         assert!(shipped.matches("release=x=unit-tests.y"));
@@ -715,6 +720,9 @@ mod tests {
     /// The tags that must never start `step`'s job, given one of its triggers.
     fn non_triggers(tr: &Trigger, other: &str) -> Vec<String> {
         let mut tags: Vec<Tag> = JobState::ALL.iter().map(|s| tr.state_tag(*s)).collect();
+        for k in [1, 2, 17] {
+            tags.extend(JobState::ALL.iter().map(|s| tr.run_state_tag(k, *s)));
+        }
         for v in [StepVerb::Unblocked, StepVerb::Skipped] {
             tags.push(Tag::Step(tr.train, tr.step.clone(), v));
         }

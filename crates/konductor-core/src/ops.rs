@@ -593,6 +593,9 @@ pub struct SetStateResult {
     pub tag: String,
     /// `created` or `already-recorded`.
     pub outcome: String,
+    /// The re-run of the attempt the state was recorded for (absent: the first run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<u32>,
     /// The train.
     pub train: String,
 }
@@ -616,7 +619,9 @@ pub fn set_step_state(
             return Err(Error::input(format!(
                 "`{other}` is not a trigger tag; expected `release=N.P=<step>.<job>`{}",
                 match &other {
-                    Tag::State(tr, _) => format!(" (did you mean `{}`?)", tr.tag()),
+                    Tag::State(tr, _) | Tag::Rerun(tr, _, _) => {
+                        format!(" (did you mean `{}`?)", tr.tag())
+                    }
                     _ => String::new(),
                 }
             )))
@@ -645,19 +650,58 @@ pub fn set_step_state(
             )));
         }
     }
-    let existing: BTreeMap<JobState, TagRecord> = JobState::ALL
-        .into_iter()
-        .filter_map(|s| {
-            store
-                .tag_record(&trig.state_tag(s).to_string())
-                .map(|r| (s, r))
-        })
-        .collect();
-    let name = trig.state_tag(opts.state).to_string();
+    // Every run's states: run 0 is the first (`…=<state>`), run k ≥ 1 the CI's re-run k
+    // of the same trigger (`…=rerun.<k>=<state>`).
+    let mut runs: BTreeMap<u32, BTreeMap<JobState, TagRecord>> = BTreeMap::new();
+    for s in JobState::ALL {
+        if let Some(r) = store.tag_record(&trig.state_tag(s).to_string()) {
+            runs.entry(0).or_default().insert(s, r);
+        }
+    }
+    for n in store.tag_names(&format!("{trig_name}=rerun.*"))? {
+        if let Ok(Some(Tag::Rerun(t, k, s))) = Tag::parse_any(&n) {
+            if t == trig {
+                if let Some(r) = store.tag_record(&n) {
+                    runs.entry(k).or_default().insert(s, r);
+                }
+            }
+        }
+    }
     let signed = store.requires_signatures();
-    if let Some(r) = existing
-        .get(&opts.state)
-        .filter(|r| signed && r.signer.is_none() && r.commit == record.commit)
+    let trusted = |r: &TagRecord| r.commit == record.commit && (!signed || r.signer.is_some());
+    // A re-run number any tag took, trusted or not, is never reused.
+    let highest = runs.keys().next_back().copied().unwrap_or(0);
+    let current = runs
+        .iter()
+        .rev()
+        .find(|(_, st)| st.values().any(trusted))
+        .map_or(0, |(k, _)| *k);
+    let cur: BTreeMap<JobState, &TagRecord> = runs
+        .get(&current)
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| trusted(r))
+        .map(|(s, r)| (*s, r))
+        .collect();
+    // A report on a run that already ended is a re-run of the attempt: the CI's Re-run
+    // button runs the same trigger again. `started` after any end starts re-run k+1; an
+    // end that contradicts the run's (`success` after `failure`) is re-run k+1's end. A
+    // repeated report stays one tag: the name is computed from the tags alone, and a
+    // racing twin finds it taken.
+    let ended = cur.keys().any(|s| s.is_terminal());
+    let contradicted = match opts.state {
+        JobState::Success => cur.contains_key(&JobState::Failure),
+        JobState::Failure => cur.contains_key(&JobState::Success),
+        _ => false,
+    };
+    let run = if (opts.state == JobState::Started && ended) || contradicted {
+        next_number(highest.max(current), crate::tag::MAX_RERUN, "re-run number")?
+    } else {
+        current
+    };
+    let name = trig.run_state_tag(run, opts.state).to_string();
+    let existing = runs.get(&run).and_then(|st| st.get(&opts.state));
+    if let Some(r) = existing.filter(|r| signed && r.signer.is_none() && r.commit == record.commit)
     {
         return Err(Error::Conflict(format!(
             "`{name}` already exists on `{}` but is not signed by an allowed signer ({}); it was not written for this job and nothing was recorded; a step left without a state is re-run by its trigger timeout, else use `konductor retry`",
@@ -665,15 +709,7 @@ pub fn set_step_state(
             r.signature_error.as_deref().unwrap_or("unsigned")
         )));
     }
-    // Only trusted states count from here on.
-    let existing: BTreeMap<JobState, TagRecord> = existing
-        .into_iter()
-        .filter(|(s, r)| *s == opts.state || !signed || r.signer.is_some())
-        .collect();
-    if let Some(r) = existing
-        .get(&opts.state)
-        .filter(|r| r.commit != record.commit)
-    {
+    if let Some(r) = existing.filter(|r| r.commit != record.commit) {
         return Err(Error::Conflict(format!(
             "`{name}` already exists on `{}` but points to commit {}, not the train's {}; it was not written for this job (spoofed?) and nothing was recorded; a step left without a state is re-run by its trigger timeout, else use `konductor retry`",
             store.remote().url,
@@ -681,36 +717,19 @@ pub fn set_step_state(
             short(&record.commit)
         )));
     }
-    if existing.contains_key(&opts.state) {
+    if existing.is_some() {
         return Ok(SetStateResult {
             tag: name,
             outcome: "already-recorded".into(),
+            rerun: Some(run).filter(|k| *k > 0),
             train: trig.train.to_string(),
         });
     }
-    let contradicts = match opts.state {
-        JobState::Success => existing
-            .contains_key(&JobState::Failure)
-            .then_some(JobState::Failure),
-        JobState::Failure => existing
-            .contains_key(&JobState::Success)
-            .then_some(JobState::Success),
-        _ => None,
+    let mut msg = if run == 0 {
+        format!("{} {}\n\n", trig_name, opts.state)
+    } else {
+        format!("{} re-run {run} {}\n\n", trig_name, opts.state)
     };
-    if let Some(c) = contradicts {
-        return Err(Error::input(format!(
-            "`{trig_name}` already recorded `{c}`; refusing to record `{}` for the same job (start a new attempt with `konductor retry`)",
-            opts.state
-        )));
-    }
-    if opts.state == JobState::Started && existing.keys().any(|s| s.is_terminal()) {
-        return Ok(SetStateResult {
-            tag: name,
-            outcome: "already-finished".into(),
-            train: trig.train.to_string(),
-        });
-    }
-    let mut msg = format!("{} {}\n\n", trig_name, opts.state);
     for i in &opts.info {
         for line in i.lines() {
             // Keys the protocol reads from a message can't come from a job's info string.
@@ -733,6 +752,7 @@ pub fn set_step_state(
     Ok(SetStateResult {
         tag: name,
         outcome: outcome.into(),
+        rerun: Some(run).filter(|k| *k > 0),
         train: trig.train.to_string(),
     })
 }

@@ -70,6 +70,9 @@ pub enum Action {
         step: String,
         /// Job id.
         job: u32,
+        /// The run that timed out: 0 for the first, `k` for re-run `k` of the attempt.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        rerun: u32,
         /// Why, for the tag message.
         reason: String,
     },
@@ -94,10 +97,9 @@ impl Action {
             Action::Trigger { step, job, .. } => {
                 Some(Tag::Trigger(Trigger::new(train, step, *job)))
             }
-            Action::Timeout { step, job, .. } => Some(Tag::State(
-                Trigger::new(train, step, *job),
-                JobState::Timeout,
-            )),
+            Action::Timeout {
+                step, job, rerun, ..
+            } => Some(Trigger::new(train, step, *job).run_state_tag(*rerun, JobState::Timeout)),
             Action::Skip { step, .. } => Some(Tag::Step(train, step.clone(), StepVerb::Skipped)),
             Action::Evaluate { .. } => None,
         }
@@ -576,7 +578,7 @@ fn job_state(
                 atts.iter()
                     .rev()
                     .skip(1)
-                    .take_while(|(_, a)| a.states.is_empty())
+                    .take_while(|(_, a)| a.never_started())
                     .count(),
             )
             .unwrap_or(u32::MAX);
@@ -603,12 +605,13 @@ fn job_state(
         }
         Some(JobState::Started) => {
             view.state = StepState::Started;
-            let started = &last.states[&JobState::Started];
+            let started = &last.current()[&JobState::Started];
             if let Some(limit) = step.timeout {
                 if started.at > 0 && waited_past(ctx.now, started.at, limit) {
                     actions.push(Action::Timeout {
                         step: name.to_string(),
                         job: latest,
+                        rerun: last.run(),
                         reason: format!(
                             "timeout: started at {} and reported nothing within {}",
                             crate::time::rfc3339(started.at),
@@ -658,6 +661,10 @@ fn job_state(
 /// parsed, and the arithmetic saturates besides.
 fn waited_past(now: i64, since: i64, limit: std::time::Duration) -> bool {
     now.saturating_sub(since) > i64::try_from(limit.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Who did it: the verified signer when signatures are checked, else the `by:` field of

@@ -1,10 +1,13 @@
 //! Status reports: what `status`, `log` and the board show. The JSON form is stable and
 //! documented in `docs/status-json.md`.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::ops::Planned;
 use crate::plan::{StepKind, StepState, TrainState};
+use crate::sdd::Sdd;
 use crate::tag::JobState;
 use crate::time::rfc3339;
 use crate::train::{message_field, Event, Observed, TagRecord};
@@ -28,8 +31,13 @@ pub struct AttemptReport {
     pub attempt: u32,
     /// The trigger tag.
     pub tag: String,
-    /// Outcome so far: `triggered`, `started`, `success`, `failure` or `timeout`.
+    /// Outcome so far: `triggered`, `started`, `success`, `failure` or `timeout` (of the
+    /// run that counts: the newest re-run, if any).
     pub state: String,
+    /// The re-run that counts (`…=rerun.<k>=<state>`), when the CI ran the trigger again
+    /// after it ended; the times below are that re-run's. Absent for the first run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<u32>,
     /// When triggered.
     pub triggered_at: Option<String>,
     /// When started.
@@ -207,10 +215,11 @@ fn attempts(obs: &Observed, step: &str) -> Vec<AttemptReport> {
     atts.iter()
         .map(|(job, a)| {
             let trig = a.triggered.as_ref();
-            let started = a.states.get(&JobState::Started);
+            let states = a.current();
+            let started = states.get(&JobState::Started);
             let end = [JobState::Timeout, JobState::Failure, JobState::Success]
                 .into_iter()
-                .find_map(|s| a.states.get(&s));
+                .find_map(|s| states.get(&s));
             let info_ev: Option<&Event> = end.or(started);
             let info = info_ev
                 .map(|e| info_of(&e.message))
@@ -227,6 +236,7 @@ fn attempts(obs: &Observed, step: &str) -> Vec<AttemptReport> {
                     .outcome()
                     .map_or("triggered", JobState::as_str)
                     .to_string(),
+                rerun: Some(a.run()).filter(|k| *k > 0),
                 triggered_at: trig.map(|e| rfc3339(e.at)),
                 started_at: started.map(|e| rfc3339(e.at)),
                 finished_at: end.map(|e| rfc3339(e.at)),
@@ -268,6 +278,10 @@ pub struct LogEvent {
     pub step: Option<String>,
     /// The attempt, if any.
     pub attempt: Option<u32>,
+    /// The re-run of the attempt a state belongs to (`…=rerun.<k>=<state>`); absent for
+    /// the first run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<u32>,
     /// Who: the verified signer when signatures are checked and the tag's verifies, else
     /// the `by:` (or `opened-by:`) field, else the tagger.
     pub by: String,
@@ -283,14 +297,39 @@ pub struct LogEvent {
     pub info: String,
 }
 
-/// The audit log of tags, in time order (ties by tag name).
+/// The audit log of tags, in causal order (see [`log_events_causal`]), without the step
+/// graphs: dependencies between steps are then ordered by time only.
 pub fn log_events(records: &[TagRecord]) -> Vec<LogEvent> {
+    log_events_causal(records, &BTreeMap::new())
+}
+
+/// The audit log of tags, ordered by what caused what, then by time: a train's events
+/// after its opening; a state after its trigger, an end after its start, a re-run after
+/// the attempt's earlier runs; an attempt after the one before it, a retry after the
+/// failure it retries; with the train's graph in `graphs` (by train id), a step's first
+/// trigger, an unblock and a skip after the success, unblock or skip of each dependency
+/// that allowed it. Events
+/// nothing orders go by time, then opened, outcomes (success, failure, timeout, unblock,
+/// skip), triggers, starts, cancel, then tag name, so that a tick's trigger is never
+/// listed before the unblock of the same second that allowed it.
+pub fn log_events_causal(records: &[TagRecord], graphs: &BTreeMap<String, Sdd>) -> Vec<LogEvent> {
     use crate::tag::{StepVerb, Tag};
-    let mut out: Vec<LogEvent> = records
+    let mut reasons: Vec<Option<String>> = Vec::new();
+    let out: Vec<LogEvent> = records
         .iter()
         .filter_map(|r| {
+            let mut rerun = None;
             let (train, event, step, attempt) = match Tag::parse_any(&r.name) {
                 Ok(Some(Tag::Train(t))) => (t.to_string(), "opened".to_string(), None, None),
+                Ok(Some(Tag::Rerun(tr, k, s))) => {
+                    rerun = Some(k);
+                    (
+                        tr.train.to_string(),
+                        s.as_str().into(),
+                        Some(tr.step),
+                        Some(tr.job),
+                    )
+                }
                 Ok(Some(Tag::Trigger(tr))) => (
                     tr.train.to_string(),
                     "triggered".into(),
@@ -332,6 +371,7 @@ pub fn log_events(records: &[TagRecord]) -> Vec<LogEvent> {
                 .collect::<Vec<_>>()
                 .join("; ");
             let secs = crate::time::clamp(r.time.unwrap_or(0));
+            reasons.push(message_field(&r.message, "reason").map(str::to_string));
             Some(LogEvent {
                 at: rfc3339(secs),
                 secs,
@@ -339,6 +379,7 @@ pub fn log_events(records: &[TagRecord]) -> Vec<LogEvent> {
                 event,
                 step,
                 attempt,
+                rerun,
                 by,
                 verified: match (&r.signer, &r.signature_error) {
                     (Some(_), _) => Some(true),
@@ -351,20 +392,281 @@ pub fn log_events(records: &[TagRecord]) -> Vec<LogEvent> {
             })
         })
         .collect();
-    out.sort_by(|a, b| {
-        a.secs
-            .cmp(&b.secs)
-            .then_with(|| order(&a.event).cmp(&order(&b.event)))
-            .then_with(|| a.tag.cmp(&b.tag))
-    });
-    out
+    causal_sort(out, &reasons, graphs)
 }
 
-fn order(event: &str) -> u8 {
+/// Among events nothing else orders, in the same second: what allows comes before what
+/// it allows.
+fn rank(event: &str) -> u8 {
     match event {
         "opened" => 0,
-        "triggered" => 1,
-        "started" => 2,
-        _ => 3,
+        "success" | "failure" | "timeout" | "unblocked" | "skipped" => 1,
+        "triggered" => 2,
+        "started" => 3,
+        "cancelled" => 4,
+        _ => 5,
+    }
+}
+
+/// The attempt a retry trigger's reason names (`automatic retry after attempt 2 failed`,
+/// `manual retry after attempt 2`).
+fn retry_after(reason: &str) -> Option<u32> {
+    let rest = reason
+        .strip_prefix("automatic retry after attempt ")
+        .or_else(|| reason.strip_prefix("manual retry after attempt "))?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// The steps whose being done let `step` start: its needs, through virtual steps (which
+/// have no tags of their own).
+fn tagged_needs<'a>(sdd: &'a Sdd, step: &str, out: &mut Vec<&'a str>) {
+    let Some(s) = sdd.step(step) else { return };
+    for d in &s.needs {
+        match sdd.step(d) {
+            Some(ds) if ds.is_virtual => tagged_needs(sdd, d, out),
+            Some(ds) if !out.contains(&ds.name.as_str()) => out.push(ds.name.as_str()),
+            _ => {}
+        }
+    }
+}
+
+/// A topological order of the causal edges, by (time, rank, tag) among what is ready.
+fn causal_sort(
+    events: Vec<LogEvent>,
+    reasons: &[Option<String>],
+    graphs: &BTreeMap<String, Sdd>,
+) -> Vec<LogEvent> {
+    use std::cmp::Reverse;
+    use std::collections::{BinaryHeap, HashMap};
+    type Key<'a> = (&'a str, &'a str, u32);
+    let n = events.len();
+    let mut opened: HashMap<&str, usize> = HashMap::new();
+    let mut triggers: HashMap<Key, usize> = HashMap::new();
+    let mut states: HashMap<Key, Vec<usize>> = HashMap::new();
+    // The first event that made each step done: (train, step) → index.
+    let mut done: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut first_job: HashMap<(&str, &str), u32> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        match (e.event.as_str(), e.step.as_deref(), e.attempt) {
+            ("opened", _, _) => {
+                opened.insert(&e.train, i);
+            }
+            ("triggered", Some(s), Some(j)) => {
+                triggers.insert((&e.train, s, j), i);
+                let f = first_job.entry((&e.train, s)).or_insert(j);
+                *f = (*f).min(j);
+            }
+            (_, Some(s), Some(j)) => states.entry((&e.train, s, j)).or_default().push(i),
+            _ => {}
+        }
+        if let ("success" | "unblocked" | "skipped", Some(s)) = (e.event.as_str(), &e.step) {
+            let first = done.entry((&e.train, s)).or_insert(i);
+            if (e.secs, &e.tag) < (events[*first].secs, &events[*first].tag) {
+                *first = i;
+            }
+        }
+    }
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, e) in events.iter().enumerate() {
+        let p = &mut preds[i];
+        if e.event != "opened" {
+            if let Some(&o) = opened.get(e.train.as_str()) {
+                p.push(o);
+            }
+        }
+        let t = e.train.as_str();
+        if let (Some(s), None, Some(sdd)) = (e.step.as_deref(), e.attempt, graphs.get(t)) {
+            // An unblock or a skip: a gate waits for its dependencies, and a skip is
+            // judged once they are done.
+            let mut needs = Vec::new();
+            tagged_needs(sdd, s, &mut needs);
+            p.extend(needs.iter().filter_map(|d| done.get(&(t, *d)).copied()));
+        }
+        let (Some(s), Some(j)) = (e.step.as_deref(), e.attempt) else {
+            continue;
+        };
+        if e.event == "triggered" {
+            if let Some(&k) = j.checked_sub(1).and_then(|b| triggers.get(&(t, s, b))) {
+                p.push(k);
+            }
+            if let Some(after) = reasons[i].as_deref().and_then(retry_after) {
+                for &k in states.get(&(t, s, after)).into_iter().flatten() {
+                    let f = &events[k];
+                    if matches!(f.event.as_str(), "failure" | "timeout") && f.secs <= e.secs {
+                        p.push(k);
+                    }
+                }
+            }
+            if let Some(sdd) = graphs.get(t) {
+                if first_job.get(&(t, s)) == Some(&j) {
+                    let mut needs = Vec::new();
+                    tagged_needs(sdd, s, &mut needs);
+                    p.extend(needs.iter().filter_map(|d| done.get(&(t, *d)).copied()));
+                }
+            }
+            continue;
+        }
+        if let Some(&k) = triggers.get(&(t, s, j)) {
+            p.push(k);
+        }
+        let run = e.rerun.unwrap_or(0);
+        for &k in states.get(&(t, s, j)).into_iter().flatten() {
+            let o = &events[k];
+            let orun = o.rerun.unwrap_or(0);
+            let earlier_run = orun < run && o.secs <= e.secs;
+            let its_start = orun == run && o.event == "started" && e.event != "started";
+            if k != i && (earlier_run || its_start) {
+                p.push(k);
+            }
+        }
+    }
+    let mut waiting: Vec<usize> = preds.iter().map(Vec::len).collect();
+    let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, ps) in preds.iter().enumerate() {
+        for &k in ps {
+            succs[k].push(i);
+        }
+    }
+    let key = |i: usize| {
+        let e = &events[i];
+        Reverse((e.secs, rank(&e.event), e.tag.clone(), i))
+    };
+    let mut ready: BinaryHeap<_> = (0..n).filter(|&i| waiting[i] == 0).map(key).collect();
+    let mut emitted = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    while order.len() < n {
+        let i = match ready.pop() {
+            Some(Reverse((_, _, _, i))) if !emitted[i] => i,
+            Some(_) => continue,
+            // Only a cycle (which these edges cannot make) leaves nothing ready: go on
+            // by time rather than lose events.
+            None => (0..n)
+                .filter(|&i| !emitted[i])
+                .min_by_key(|&i| key(i).0)
+                .expect("events remain"),
+        };
+        emitted[i] = true;
+        order.push(i);
+        for &k in &succs[i] {
+            waiting[k] = waiting[k].saturating_sub(1);
+            if waiting[k] == 0 && !emitted[k] {
+                ready.push(key(k));
+            }
+        }
+    }
+    let mut slots: Vec<Option<LogEvent>> = events.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each event once"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(name: &str, time: i64, message: &str) -> TagRecord {
+        TagRecord {
+            name: name.into(),
+            commit: "c".repeat(40),
+            tagger: Some("t <t@x>".into()),
+            time: Some(time),
+            message: message.into(),
+            signer: None,
+            signature_error: None,
+        }
+    }
+
+    fn order(events: &[LogEvent]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| {
+                e.tag
+                    .trim_start_matches("release=1.0")
+                    .trim_start_matches('=')
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_trigger_is_listed_after_the_unblock_of_the_same_second_that_allowed_it() {
+        let records = [
+            rec("release=1.0=deploy_serving_prod_k8s.1", 100, "trigger"),
+            rec(
+                "release=1.0=require-manual-unblock=unblocked",
+                100,
+                "unblock",
+            ),
+            rec("release=1.0", 100, "train 1.0"),
+        ];
+        assert_eq!(
+            order(&log_events(&records)),
+            [
+                "",
+                "require-manual-unblock=unblocked",
+                "deploy_serving_prod_k8s.1"
+            ]
+        );
+    }
+
+    #[test]
+    fn same_second_events_follow_their_causes() {
+        let g = Sdd::parse("t.yaml", "z: []\nv: {needs: [z], virtual: true}\na: [v]\n").unwrap();
+        let graphs = BTreeMap::from([("1.0".to_string(), g)]);
+        let records = [
+            rec("release=1.0", 100, "train 1.0"),
+            // `a` needs `z` (through a virtual step); its name sorts first.
+            rec(
+                "release=1.0=a.1",
+                100,
+                "trigger\n\nreason: dependencies done",
+            ),
+            rec(
+                "release=1.0=z.1",
+                100,
+                "trigger\n\nreason: dependencies done",
+            ),
+            rec("release=1.0=z.1=success", 100, "ok"),
+            // A started reported by a clock one second behind the trigger's.
+            rec("release=1.0=a.1=started", 99, "s"),
+            rec("release=1.0=a.1=failure", 100, "f"),
+            // The CI's re-run after the first outcome, in the same second.
+            rec("release=1.0=a.1=rerun.1=success", 100, "r"),
+            rec("release=1.0=a.1=rerun.1=started", 100, "r"),
+            // A retry after the failure it retries.
+            rec(
+                "release=1.0=a.2",
+                100,
+                "trigger\n\nreason: automatic retry after attempt 1 failed",
+            ),
+        ];
+        let want = [
+            "",
+            "z.1",
+            "z.1=success",
+            "a.1",
+            "a.1=started",
+            "a.1=failure",
+            "a.2",
+            "a.1=rerun.1=started",
+            "a.1=rerun.1=success",
+        ];
+        assert_eq!(order(&log_events_causal(&records, &graphs)), want);
+        // Without the graph, the dependency is not known: `a.1` (a name before `z`)
+        // comes first; every other cause still orders.
+        let got = order(&log_events(&records));
+        assert_eq!(got[..2], ["", "a.1"]);
+        for (before, after) in [
+            ("a.1", "a.1=started"),
+            ("a.1=started", "a.1=failure"),
+            ("a.1=failure", "a.2"),
+            ("a.1=failure", "a.1=rerun.1=started"),
+            ("a.1=rerun.1=started", "a.1=rerun.1=success"),
+            ("z.1", "z.1=success"),
+        ] {
+            let at = |t: &str| got.iter().position(|g| g == t).unwrap();
+            assert!(at(before) < at(after), "{before} before {after}: {got:?}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! release=N.P                          train tag (train N, patch P)
 //! release=N.P=<step>.<job>             trigger tag (job = attempt number, from 1)
 //! release=N.P=<step>.<job>=<state>     state tag, state ∈ started|success|failure|timeout
+//! release=N.P=<step>.<job>=rerun.<k>=<state>  state of re-run k (from 1) of the attempt
 //! release=N.P=<step>=unblocked         manual gate attestation
 //! release=N.P=<step>=skipped           changed-file condition not met
 //! release=N.P=cancelled                train cancelled
@@ -30,6 +31,8 @@ pub const MAX_TRAIN: u32 = 999_999_999;
 pub const MAX_PATCH: u32 = 999_999_999;
 /// Largest job id (attempt number) the grammar accepts; see [`MAX_TRAIN`].
 pub const MAX_JOB: u32 = 999_999_999;
+/// The largest re-run number the grammar reads (the same room as job ids).
+pub const MAX_RERUN: u32 = 999_999_999;
 
 /// A train id: `N.P`, train number N and patch (hotfix) number P.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -155,6 +158,9 @@ pub enum Tag {
     Trigger(Trigger),
     /// `release=N.P=<step>.<job>=<state>`
     State(Trigger, JobState),
+    /// `release=N.P=<step>.<job>=rerun.<k>=<state>`: a state of re-run `k` (from 1) of an
+    /// attempt, reported when the CI ran the same trigger again after it ended.
+    Rerun(Trigger, u32, JobState),
     /// `release=N.P=<step>=<verb>`
     Step(TrainId, String, StepVerb),
     /// `release=N.P=cancelled`
@@ -191,6 +197,16 @@ impl Trigger {
     pub fn state_tag(&self, state: JobState) -> Tag {
         Tag::State(self.clone(), state)
     }
+
+    /// The tag name of a state of run `run` of this trigger: run 0 is the first run (a
+    /// plain state tag), run `k` ≥ 1 its re-run `k`.
+    pub fn run_state_tag(&self, run: u32, state: JobState) -> Tag {
+        if run == 0 {
+            self.state_tag(state)
+        } else {
+            Tag::Rerun(self.clone(), run, state)
+        }
+    }
 }
 
 impl Tag {
@@ -198,7 +214,7 @@ impl Tag {
     pub fn train(&self) -> TrainId {
         match self {
             Tag::Train(t) | Tag::Cancelled(t) | Tag::Step(t, _, _) => *t,
-            Tag::Trigger(tr) | Tag::State(tr, _) => tr.train,
+            Tag::Trigger(tr) | Tag::State(tr, _) | Tag::Rerun(tr, _, _) => tr.train,
         }
     }
 
@@ -223,6 +239,11 @@ impl fmt::Display for Tag {
             Tag::Train(t) => write!(f, "{PREFIX}{t}"),
             Tag::Trigger(tr) => write!(f, "{PREFIX}{}={}.{}", tr.train, tr.step, tr.job),
             Tag::State(tr, st) => write!(f, "{PREFIX}{}={}.{}={st}", tr.train, tr.step, tr.job),
+            Tag::Rerun(tr, k, st) => write!(
+                f,
+                "{PREFIX}{}={}.{}=rerun.{k}={st}",
+                tr.train, tr.step, tr.job
+            ),
             Tag::Step(t, step, verb) => write!(f, "{PREFIX}{t}={step}={}", verb.as_str()),
             Tag::Cancelled(t) => write!(f, "{PREFIX}{t}=cancelled"),
         }
@@ -265,6 +286,20 @@ impl FromStr for Tag {
                     }
                 };
                 Ok(Tag::Step(train, parts[1].to_string(), verb))
+            }
+            4 if parts[1].contains('.') && parts[2].starts_with("rerun") => {
+                let tr = parse_trigger(full, train, parts[1])?;
+                let k = parts[2]
+                    .strip_prefix("rerun.")
+                    .ok_or_else(|| TagError::new(full, "expected `rerun.<k>` after the trigger"))?;
+                let k = number(full, k, "re-run number", MAX_RERUN)?;
+                if k == 0 {
+                    return Err(TagError::new(full, "re-run numbers start at 1"));
+                }
+                let st: JobState = parts[3]
+                    .parse()
+                    .map_err(|e: TagError| TagError::new(full, e.reason))?;
+                Ok(Tag::Rerun(tr, k, st))
             }
             _ => Err(TagError::new(full, "too many `=`-separated parts")),
         }
@@ -389,6 +424,10 @@ mod tests {
                 Tag::Step(t, "gate".into(), StepVerb::Skipped),
             ),
             ("release=42.0=cancelled", Tag::Cancelled(t)),
+            (
+                "release=42.0=unit-tests.3=rerun.2=success",
+                Tag::Rerun(Trigger::new(t, "unit-tests", 3), 2, JobState::Success),
+            ),
         ];
         for (s, want) in cases {
             assert_eq!(s.parse::<Tag>().unwrap(), want, "{s}");
@@ -416,6 +455,14 @@ mod tests {
             "release=42.0=gate=approved",
             "release=99999999999.0",
             "release=4.2.0",
+            "release=42.0=unit-tests.1=rerun.0=started",
+            "release=42.0=unit-tests.1=rerun.01=started",
+            "release=42.0=unit-tests.1=rerun.1",
+            "release=42.0=unit-tests.1=rerun=success",
+            "release=42.0=unit-tests.1=reruns.1=success",
+            "release=42.0=unit-tests.1=rerun.1=done",
+            "release=42.0=unit-tests.1=rerun.1=success=again",
+            "release=42.0=gate=rerun.1=success",
         ] {
             let err = bad.parse::<Tag>().unwrap_err();
             assert!(err.to_string().starts_with("malformed tag"), "{bad}: {err}");
@@ -430,6 +477,7 @@ mod tests {
         assert!(re.is_match(&tr.tag().to_string()));
         for st in JobState::ALL {
             assert!(!re.is_match(&tr.state_tag(st).to_string()));
+            assert!(!re.is_match(&tr.run_state_tag(1, st).to_string()));
         }
     }
 
@@ -485,6 +533,12 @@ mod tests {
             trig().prop_map(Tag::Trigger),
             (trig(), prop::sample::select(JobState::ALL.to_vec()))
                 .prop_map(|(t, s)| Tag::State(t, s)),
+            (
+                trig(),
+                1u32..=MAX_RERUN,
+                prop::sample::select(JobState::ALL.to_vec())
+            )
+                .prop_map(|(t, k, s)| Tag::Rerun(t, k, s)),
             (
                 train(),
                 arb_step(),

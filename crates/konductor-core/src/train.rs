@@ -130,27 +130,52 @@ pub fn check_one_line(what: &str, text: &str) -> crate::error::Result<()> {
 pub struct Attempt {
     /// The trigger tag.
     pub triggered: Option<Event>,
-    /// Reported states.
+    /// Reported states of the first run.
     pub states: BTreeMap<JobState, Event>,
+    /// Re-runs of the same trigger by the CI (`…=rerun.<k>=<state>`), by re-run number
+    /// (from 1), each with its states.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub reruns: BTreeMap<u32, BTreeMap<JobState, Event>>,
 }
 
 impl Attempt {
-    /// The outcome that counts: timeout beats failure beats success.
+    /// The run that counts: the newest re-run (by number, not by time), else 0, the first run.
+    pub fn run(&self) -> u32 {
+        self.reruns.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// The states of the run that counts (see [`Attempt::run`]).
+    pub fn current(&self) -> &BTreeMap<JobState, Event> {
+        self.reruns.values().next_back().unwrap_or(&self.states)
+    }
+
+    /// Whether no run of the attempt ever reported anything.
+    pub fn never_started(&self) -> bool {
+        self.states.is_empty() && self.reruns.is_empty()
+    }
+
+    /// The outcome that counts: that of the newest run; within a run, timeout beats
+    /// failure beats success.
     pub fn outcome(&self) -> Option<JobState> {
-        [
-            JobState::Timeout,
-            JobState::Failure,
-            JobState::Success,
-            JobState::Started,
-        ]
-        .into_iter()
-        .find(|s| self.states.contains_key(s))
+        run_outcome(self.current())
     }
 
     /// Whether the attempt ended in failure (failure or timeout).
     pub fn failed(&self) -> bool {
         matches!(self.outcome(), Some(JobState::Failure | JobState::Timeout))
     }
+}
+
+/// The outcome of one run's states: timeout beats failure beats success beats started.
+pub fn run_outcome(states: &BTreeMap<JobState, Event>) -> Option<JobState> {
+    [
+        JobState::Timeout,
+        JobState::Failure,
+        JobState::Success,
+        JobState::Started,
+    ]
+    .into_iter()
+    .find(|s| states.contains_key(s))
 }
 
 /// Everything the tags of one train say.
@@ -235,7 +260,9 @@ impl Observed {
     ) -> Option<Observed> {
         let mut taken: BTreeMap<String, u32> = BTreeMap::new();
         for n in all_names {
-            if let Ok(Some(Tag::Trigger(tr) | Tag::State(tr, _))) = Tag::parse_any(n) {
+            if let Ok(Some(Tag::Trigger(tr) | Tag::State(tr, _) | Tag::Rerun(tr, _, _))) =
+                Tag::parse_any(n)
+            {
                 if tr.train == train {
                     let e = taken.entry(tr.step).or_insert(0);
                     *e = (*e).max(tr.job);
@@ -317,7 +344,12 @@ impl Observed {
                         .or_default()
                         .triggered = Some(ev);
                 }
-                Tag::State(tr, st) => {
+                Tag::State(..) | Tag::Rerun(..) => {
+                    let (tr, run, st) = match tag {
+                        Tag::Rerun(tr, k, st) => (tr, k, st),
+                        Tag::State(tr, st) => (tr, 0, st),
+                        _ => unreachable!("matched a state tag"),
+                    };
                     let has_trigger = obs
                         .attempts
                         .get(&tr.step)
@@ -336,7 +368,11 @@ impl Observed {
                         .get_mut(&tr.step)
                         .and_then(|a| a.get_mut(&tr.job))
                     {
-                        a.states.insert(st, ev);
+                        if run == 0 {
+                            a.states.insert(st, ev);
+                        } else {
+                            a.reruns.entry(run).or_default().insert(st, ev);
+                        }
                     }
                 }
                 Tag::Step(_, step, StepVerb::Unblocked) => {
@@ -365,6 +401,13 @@ impl Observed {
                     both.push(format!(
                         "`{step}` attempt {job} reported both success and failure; failure counts"
                     ));
+                }
+                for (k, st) in &a.reruns {
+                    if st.contains_key(&JobState::Success) && st.contains_key(&JobState::Failure) {
+                        obs.warnings.push(format!(
+                            "`{step}` attempt {job} re-run {k} reported both success and failure; failure counts"
+                        ));
+                    }
                 }
             }
         }

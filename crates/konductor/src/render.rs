@@ -131,10 +131,15 @@ pub fn train_table(r: &TrainReport, now: i64, color: bool) -> String {
         rows.push(vec![
             s.name.clone(),
             s.state.as_str().to_string(),
-            if s.attempt == 0 {
-                "-".into()
-            } else {
-                s.attempt.to_string()
+            match s
+                .attempts
+                .iter()
+                .find(|a| a.attempt == s.attempt)
+                .and_then(|a| a.rerun)
+            {
+                _ if s.attempt == 0 => "-".into(),
+                Some(k) => format!("{}, re-run {k}", s.attempt),
+                None => s.attempt.to_string(),
             },
             started,
             s.duration_secs

@@ -185,6 +185,72 @@ fn timeouts_are_judged_from_tag_times() {
     assert_eq!(p.state, TrainState::Failed);
 }
 
+/// Add re-run `k` of an attempt with the given states, all at time `at`.
+fn rerun(obs: &mut Observed, step: &str, job: u32, k: u32, at: i64, states: &[JobState]) {
+    let a = obs.attempts.get_mut(step).unwrap().get_mut(&job).unwrap();
+    let run = a.reruns.entry(k).or_default();
+    for s in states {
+        run.insert(*s, ev(at));
+    }
+}
+
+#[test]
+fn a_ci_rerun_that_succeeds_counts_and_the_train_flows_on() {
+    use JobState::*;
+    let g = sdd("a: []\nb: [a]\n");
+    let mut o = empty();
+    att(&mut o, "a", 1, 1, &[Started, Failure]);
+    assert_eq!(plan(&g, "b", &o, &ctx(2)).state, TrainState::Failed);
+    rerun(&mut o, "a", 1, 1, 3, &[Started]);
+    let p = plan(&g, "b", &o, &ctx(4));
+    assert_eq!(p.step("a").unwrap().state, StepState::Started);
+    assert!(p.actions.is_empty(), "a running re-run triggers nothing");
+    rerun(&mut o, "a", 1, 1, 5, &[Started, Success]);
+    let p = plan(&g, "b", &o, &ctx(6));
+    assert_eq!(p.step("a").unwrap().state, StepState::Success);
+    assert_eq!(p.step("a").unwrap().attempt, 1);
+    assert_eq!(p.state, TrainState::Succeeded);
+}
+
+#[test]
+fn the_newest_rerun_counts_by_number_not_by_time() {
+    use JobState::*;
+    let g = sdd("a: []\nb: [a]\n");
+    let mut o = empty();
+    att(&mut o, "a", 1, 1, &[Started, Success]);
+    // Re-run 2 failed; re-run 1's success carries a later time (a skewed clock).
+    rerun(&mut o, "a", 1, 1, 900, &[Started, Success]);
+    rerun(&mut o, "a", 1, 2, 50, &[Started, Failure]);
+    let p = plan(&g, "b", &o, &ctx(1000));
+    assert_eq!(p.step("a").unwrap().state, StepState::Failure);
+    assert_eq!(p.state, TrainState::Failed);
+    rerun(&mut o, "a", 1, 3, 60, &[Success]);
+    assert_eq!(plan(&g, "b", &o, &ctx(1000)).state, TrainState::Succeeded);
+}
+
+#[test]
+fn a_rerun_does_not_spend_a_retry_and_a_hung_rerun_times_out() {
+    use JobState::*;
+    let g = sdd("a: {needs: [], retries: 1, timeout: 10m}\nb: [a]\n");
+    let mut o = empty();
+    att(&mut o, "a", 1, 1, &[Started, Failure]);
+    rerun(&mut o, "a", 1, 1, 100, &[Started]);
+    assert!(plan(&g, "b", &o, &ctx(700)).actions.is_empty());
+    let p = plan(&g, "b", &o, &ctx(701));
+    assert!(
+        matches!(&p.actions[..], [Action::Timeout { step, job: 1, rerun: 1, .. }] if step == "a"),
+        "{:?}",
+        p.actions
+    );
+    assert_eq!(
+        p.actions[0].tag(o.train).unwrap().to_string(),
+        "release=1.0=a.1=rerun.1=timeout"
+    );
+    rerun(&mut o, "a", 1, 1, 100, &[Timeout]);
+    // Attempt 1 failed once (its newest run): the one retry is still there.
+    assert_eq!(triggers(&plan(&g, "b", &o, &ctx(800))), ["a.2"]);
+}
+
 #[test]
 fn lost_triggers_are_re_triggered_a_bounded_number_of_times() {
     let g = sdd("a: {needs: [], trigger_timeout: 10m}\nt: {needs: [a], virtual: true}\n");

@@ -1,13 +1,21 @@
 use clap::Args;
 use konductor_core::ops::{discover, refresh_train, train_glob, DEFAULT_HORIZON};
-use konductor_core::report::log_events;
+use std::collections::BTreeMap;
+
+use konductor_core::report::log_events_causal;
+use konductor_core::sdd::Sdd;
+use konductor_core::store::Store;
+use konductor_core::tag::Tag;
+use konductor_core::train::{Observed, TagRecord};
 
 use crate::out;
 
-/// Print the audit trail of a train (or of the newest trains), in time order
+/// Print the audit trail of a train (or of the newest trains), in causal order
 ///
 /// Every event — train opened, triggers, states, unblocks, retries, cancels, timeouts —
-/// with who, when, commit and info, read from the tags alone.
+/// with who, when, commit and info, read from the tags alone. What caused what comes
+/// first (a trigger after the unblock or success that allowed it, a state after its
+/// trigger), then time.
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Only this train (`N.P`)
@@ -57,7 +65,7 @@ pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let events = log_events(&records);
+    let events = log_events_causal(&records, &graphs(&store, &records));
     if args.output.json {
         for e in &events {
             out!("{}", serde_json::to_string(e)?);
@@ -66,7 +74,10 @@ pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {
     }
     for e in &events {
         let what = match (&e.step, e.attempt) {
-            (Some(s), Some(a)) => format!("{s}.{a}"),
+            (Some(s), Some(a)) => match e.rerun {
+                Some(k) => format!("{s}.{a} re-run {k}"),
+                None => format!("{s}.{a}"),
+            },
             (Some(s), None) => s.clone(),
             _ => String::new(),
         };
@@ -86,4 +97,22 @@ pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// Each train's step graph (`sdd.yaml` at its commit), which orders a trigger after the
+/// dependencies that allowed it. A train whose graph cannot be read is ordered without.
+fn graphs(store: &Store, records: &[TagRecord]) -> BTreeMap<String, Sdd> {
+    let mut out = BTreeMap::new();
+    for r in records {
+        if let Ok(Some(Tag::Train(t))) = Tag::parse_any(&r.name) {
+            let sdd = Observed::from_records(t, records).and_then(|obs| {
+                let _ = store.ensure_commit(&obs.commit);
+                konductor_core::ops::train_sdd(store, &obs, None).ok()
+            });
+            if let Some(sdd) = sdd {
+                out.insert(t.to_string(), sdd);
+            }
+        }
+    }
+    out
 }

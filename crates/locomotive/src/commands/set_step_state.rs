@@ -9,7 +9,9 @@ use konductor_core::tag::JobState;
 ///
 /// Pushes `<triggering-tag>=<state>` as an annotated tag on the train's commit. Works with
 /// no checkout: it fetches the trigger tag and its commit (trees, no file contents) into a temporary
-/// repository. Repeating a call is a no-op; contradicting a recorded outcome is refused.
+/// repository. Repeating a call is a no-op. A report on a job that already ended is the
+/// CI's re-run of it (its Re-run button): recorded as `<triggering-tag>=rerun.<k>=<state>`,
+/// and the newest re-run's outcome counts.
 #[derive(Debug, Args)]
 pub struct SetStepStateArgs {
     /// The state to record
