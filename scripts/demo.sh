@@ -143,6 +143,6 @@ fi
 s1="$(state_of "$t1")"; s2="$(state_of "$t2")"; s3="$(state_of "$t3")"
 g3="$("$K" status --train "$t3" --json | grep -c '"state": "skipped"' || true)"
 printf '\ntrain %s: %s, train %s: %s, train %s: %s (gate skipped: %s); the trains took %.1f s (DEMO_TICK=%s)\n' \
-  "$t1" "$s1" "$t2" "$s2" "$t3" "$s3" "$([[ $g3 -ge 1 ]] && echo yes || echo no)" "$(echo "$end - $start" | bc)" "${DEMO_TICK:-0}"
+  "$t1" "$s1" "$t2" "$s2" "$t3" "$s3" "$([[ $g3 -ge 1 ]] && echo yes || echo no)" "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')" "${DEMO_TICK:-0}"
 echo "demo files: $demo"
 [[ "$s1" == succeeded && "$s2" == succeeded && "$s3" == succeeded && "$g3" -ge 1 ]]
