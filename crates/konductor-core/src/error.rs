@@ -1,8 +1,8 @@
 //! The core's error type. Every variant maps to one exit code.
 
 use crate::exit_codes;
-use crate::sdd::SddError;
-use crate::tag::TagError;
+use crate::model::sdd::SddError;
+use crate::model::tag::TagError;
 
 /// Anything an operation can fail with.
 #[derive(Debug, thiserror::Error)]

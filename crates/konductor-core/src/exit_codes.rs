@@ -62,7 +62,8 @@ pub fn for_error<'a>(
         .find_map(|c| {
             if let Some(e) = c.downcast_ref::<crate::error::Error>() {
                 Some(e.exit_code())
-            } else if c.is::<crate::sdd::SddError>() || c.is::<crate::tag::TagError>() {
+            } else if c.is::<crate::model::sdd::SddError>() || c.is::<crate::model::tag::TagError>()
+            {
                 Some(BAD_INPUT)
             } else {
                 None
@@ -99,7 +100,7 @@ mod tests {
         assert_eq!(code(&Error::input("bad")), BAD_INPUT);
         let wrapped = Context("while ticking", Box::new(Error::Conflict("moved".into())));
         assert_eq!(code(&wrapped), CONFLICT);
-        let tag_err = "release=x".parse::<crate::tag::Tag>().unwrap_err();
+        let tag_err = "release=x".parse::<crate::model::tag::Tag>().unwrap_err();
         assert_eq!(code(&Context("reading tags", Box::new(tag_err))), BAD_INPUT);
         assert_eq!(code(&std::io::Error::other("disk on fire")), INTERNAL);
     }

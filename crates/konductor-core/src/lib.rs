@@ -1,35 +1,31 @@
-//! Konductor's core: the tag grammar, the step graph (SDD), the planner and the git store.
+//! Konductor's core, in layers (arrows point down only):
 //!
-//! Everything here is free of command-line concerns; the `konductor` and `locomotive`
-//! binaries turn arguments into calls of this crate.
+//! ```text
+//! ops/     what each command does: read, discover, start, advance, report, control,
+//!          deploy, archive, retain (gc), status          uses git/ and model/
+//! ci/      CI tag filters and the doctor, per CI system   uses model/
+//! git/     store, wire, sign, manifests: the only code that runs git2, the git CLI or
+//!          ssh-keygen                                     uses model/
+//! model/   tag grammar, SDD, observed train, planner, simulation, changes, time: pure
+//! error, exit_codes: the error vocabulary every layer shares
+//! ```
 //!
-//! - [`tag`]: parse and format every tag.
-//! - [`sdd`]: parse and validate `sdd.yaml`.
-//! - [`train`]: turn one train's tags into observed facts, refusing what can't be trusted.
-//! - [`plan`]: the pure planner.
-//! - [`store`]: the only code that touches git.
-//! - [`cifilter`], [`doctor`]: CI tag filters, and the check of a CI configuration against
-//!   the graph.
-//! - [`ops`]: the operations (`start`, `tick`, `set-step-state`, …) built from the above.
+//! Everything here is free of command-line concerns and of rendering: the `konductor`
+//! and `locomotive` binaries turn arguments into calls of this crate, and
+//! `konductor-web` draws the board. Each folder's `mod.rs` says what lives there and what
+//! it may use. The old flat paths (`konductor_core::tag`, `::store`, …) are re-exported
+//! below for the binaries and tests.
 #![warn(missing_docs)]
 
 pub mod board;
-pub mod changes;
 pub mod cifilter;
-pub mod discover;
 pub mod doctor;
 pub mod error;
 pub mod exit_codes;
-pub mod gc;
-pub mod manifests;
+pub mod git;
+pub mod model;
 pub mod ops;
-pub mod plan;
-pub mod report;
-pub mod sdd;
-pub mod sign;
-pub mod simulate;
-pub mod store;
-pub mod tag;
-pub mod time;
-pub mod train;
-pub mod wire;
+
+pub use git::{manifests, sign, store, wire};
+pub use model::{changes, plan, sdd, simulate, tag, time, train};
+pub use ops::{discover, retain as gc, status as report};

@@ -22,7 +22,7 @@ use std::time::Duration;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde_yaml::Value;
 
-use crate::tag::validate_step_name;
+use crate::model::tag::validate_step_name;
 
 mod nesting;
 
@@ -724,7 +724,7 @@ fn parse_long(
                     let globs =
                         string_list(&seq, &name, "if_changed", loc.step(&name), issues, source);
                     for g in &globs {
-                        if let Err(e) = crate::changes::compile_glob(g) {
+                        if let Err(e) = crate::model::changes::compile_glob(g) {
                             push(
                                 issues,
                                 g,

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::model::plan::{StepKind, StepState, TrainState};
+use crate::model::sdd::Sdd;
+use crate::model::tag::JobState;
+use crate::model::time::rfc3339;
+use crate::model::train::{message_field, Event, Observed, TagRecord};
 use crate::ops::Planned;
-use crate::plan::{StepKind, StepState, TrainState};
-use crate::sdd::Sdd;
-use crate::tag::JobState;
-use crate::time::rfc3339;
-use crate::train::{message_field, Event, Observed, TagRecord};
 
 /// Where a train's deploys are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -313,7 +313,7 @@ pub fn log_events(records: &[TagRecord]) -> Vec<LogEvent> {
 /// skip), triggers, starts, cancel, then tag name, so that a tick's trigger is never
 /// listed before the unblock of the same second that allowed it.
 pub fn log_events_causal(records: &[TagRecord], graphs: &BTreeMap<String, Sdd>) -> Vec<LogEvent> {
-    use crate::tag::{StepVerb, Tag};
+    use crate::model::tag::{StepVerb, Tag};
     let mut reasons: Vec<Option<String>> = Vec::new();
     let out: Vec<LogEvent> = records
         .iter()
@@ -370,7 +370,7 @@ pub fn log_events_causal(records: &[TagRecord], graphs: &BTreeMap<String, Sdd>) 
                 .filter(|l| !l.is_empty() && !l.starts_with("by:") && !l.starts_with("opened-by:"))
                 .collect::<Vec<_>>()
                 .join("; ");
-            let secs = crate::time::clamp(r.time.unwrap_or(0));
+            let secs = crate::model::time::clamp(r.time.unwrap_or(0));
             reasons.push(message_field(&r.message, "reason").map(str::to_string));
             Some(LogEvent {
                 at: rfc3339(secs),

@@ -25,9 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::store::Store;
-use crate::tag::{Tag, TrainId};
-use crate::train::short;
+use crate::git::store::Store;
+use crate::model::tag::{Tag, TrainId};
+use crate::model::train::short;
 
 /// Numbers probed above the highest real train, per round.
 pub const PROBE_WIDTH: u32 = 3;
@@ -218,7 +218,7 @@ fn probe(
     for _round in 0..=PROBE_ROUNDS {
         let window: Vec<u32> = (1..=PROBE_WIDTH)
             .filter_map(|k| frontier.checked_add(k))
-            .filter(|n| *n <= crate::tag::MAX_TRAIN)
+            .filter(|n| *n <= crate::model::tag::MAX_TRAIN)
             .collect();
         pats.extend(window.iter().map(|n| format!("release={n}.*")));
         store.refresh(&pats)?;

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::sdd::{format_duration, Sdd, DEFAULT_TRIGGER_RETRIES};
-use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger, MAX_JOB};
-use crate::train::{Attempt, Event, Observed, SHOWN_PER_KIND};
+use crate::model::sdd::{format_duration, Sdd, DEFAULT_TRIGGER_RETRIES};
+use crate::model::tag::{JobState, StepVerb, Tag, TrainId, Trigger, MAX_JOB};
+use crate::model::train::{Attempt, Event, Observed, SHOWN_PER_KIND};
 
 /// Why a trigger is created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -284,7 +284,7 @@ pub(crate) struct StepPlan {
 /// if any), in `needs` order. The whole planner is this, over the target's closure in
 /// topological order; `simulate` calls it incrementally.
 pub(crate) fn plan_step(
-    step: &crate::sdd::Step,
+    step: &crate::model::sdd::Step,
     target: &str,
     deps: &[(&StepView, Option<&String>)],
     obs: &Observed,
@@ -503,7 +503,7 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
 /// The `if_changed` decision for a step whose dependencies are done and that has no
 /// attempts yet. `None` means the step should proceed as usual.
 fn condition(
-    step: &crate::sdd::Step,
+    step: &crate::model::sdd::Step,
     ctx: &PlanContext,
     actions: &mut Vec<Action>,
 ) -> Option<(StepState, Option<String>)> {
@@ -552,7 +552,7 @@ fn no_job_left(view: &mut StepView) {
 }
 
 fn job_state(
-    step: &crate::sdd::Step,
+    step: &crate::model::sdd::Step,
     atts: &BTreeMap<u32, Attempt>,
     next: Option<u32>,
     ctx: &PlanContext,
@@ -614,7 +614,7 @@ fn job_state(
                         rerun: last.run(),
                         reason: format!(
                             "timeout: started at {} and reported nothing within {}",
-                            crate::time::rfc3339(started.at),
+                            crate::model::time::rfc3339(started.at),
                             format_duration(limit)
                         ),
                     });
@@ -657,7 +657,7 @@ fn job_state(
 }
 
 /// Whether more than `limit` passed from `since` to `now`. Never wraps: times are clamped
-/// to [`crate::time::MAX_TIME`] when read and durations to [`crate::sdd::MAX_DURATION`] when
+/// to [`crate::model::time::MAX_TIME`] when read and durations to [`crate::model::sdd::MAX_DURATION`] when
 /// parsed, and the arithmetic saturates besides.
 fn waited_past(now: i64, since: i64, limit: std::time::Duration) -> bool {
     now.saturating_sub(since) > i64::try_from(limit.as_secs()).unwrap_or(i64::MAX)

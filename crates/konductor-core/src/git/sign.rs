@@ -685,7 +685,7 @@ fn payload_time(payload: &[u8]) -> Option<String> {
         if !(0..=253_402_300_799).contains(&secs) {
             return None;
         }
-        let compact: String = crate::time::rfc3339(secs)
+        let compact: String = crate::model::time::rfc3339(secs)
             .chars()
             .filter(char::is_ascii_digit)
             .collect();
@@ -709,7 +709,7 @@ impl TempFile {
                 ".konductor-sig-{}-{}-{}",
                 std::process::id(),
                 n,
-                crate::time::now_nanos() % 1_000_000_000
+                crate::model::time::now_nanos() % 1_000_000_000
             ));
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);

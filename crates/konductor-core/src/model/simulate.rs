@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 #[cfg(test)]
-use crate::plan::Plan;
-use crate::plan::{plan, plan_step, Action, PlanContext, StepPlan, StepView, TrainState};
-use crate::sdd::{nearest, Sdd};
-use crate::tag::{JobState, TrainId};
-use crate::train::{Attempt, Event, Observed};
+use crate::model::plan::Plan;
+use crate::model::plan::{plan, plan_step, Action, PlanContext, StepPlan, StepView, TrainState};
+use crate::model::sdd::{nearest, Sdd};
+use crate::model::tag::{JobState, TrainId};
+use crate::model::train::{Attempt, Event, Observed};
 
 /// What to simulate.
 #[derive(Debug, Clone, Default)]
@@ -358,7 +358,7 @@ mod tests {
             (text, fail, unblock) in arb_case()
         ) {
             let sdd = Sdd::parse("t.yaml", &text).unwrap();
-            let pick = |flags: &[bool], ok: &dyn Fn(&crate::sdd::Step) -> bool| -> BTreeSet<String> {
+            let pick = |flags: &[bool], ok: &dyn Fn(&crate::model::sdd::Step) -> bool| -> BTreeSet<String> {
                 sdd.steps()
                     .iter()
                     .zip(flags)

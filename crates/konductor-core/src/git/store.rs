@@ -29,7 +29,7 @@ use git2::{
 };
 
 use crate::error::{Error, Result};
-use crate::train::TagRecord;
+use crate::model::train::TagRecord;
 
 /// Where the remote is, and how to talk to it without leaking credentials.
 #[derive(Clone)]
@@ -376,7 +376,7 @@ impl Store {
                 let base = std::env::temp_dir().join(format!(
                     "konductor-{}-{}",
                     std::process::id(),
-                    crate::time::now_nanos()
+                    crate::model::time::now_nanos()
                 ));
                 (base, None)
             }
@@ -498,7 +498,7 @@ impl Store {
             Ok(data) => data,
             Err(e) => return Err(format!("cannot read tag object: {}", e.message())),
         };
-        match crate::sign::verify_tag_object(&raw, &allowed.file) {
+        match crate::git::sign::verify_tag_object(&raw, &allowed.file) {
             Ok(p) => {
                 let _ = fs::create_dir_all(&allowed.verified_dir);
                 let _ = fs::write(&f, format!("ok {p}\n"));
@@ -775,7 +775,7 @@ impl Store {
         when: i64,
     ) -> Result<String> {
         // A line break in the identity would add lines to the tag object and its message.
-        crate::train::check_one_line(
+        crate::model::train::check_one_line(
             "the identity (`KONDUCTOR_IDENTITY` or git's `user.name`/`user.email`)",
             &who.to_string(),
         )?;
@@ -800,7 +800,7 @@ impl Store {
                 "object {oid}\ntype {kind}\ntag {name}\ntagger {} <{}> {when} +0000\n\n{msg}",
                 who.name, who.email
             );
-            let signed = crate::sign::sign_tag_object(unsigned.as_bytes(), key)
+            let signed = crate::git::sign::sign_tag_object(unsigned.as_bytes(), key)
                 .map_err(|e| Error::input(format!("cannot sign tag `{name}`: {e}")))?;
             let id = self
                 .repo
@@ -891,11 +891,11 @@ impl Store {
     /// Refs already gone are fine. A ref that changed on the remote is left alone and
     /// returned, so the caller can say so.
     ///
-    /// Paths, `file://`, `git://` and `http://` remotes use [`crate::wire`] (one atomic
+    /// Paths, `file://`, `git://` and `http://` remotes use [`crate::git::wire`] (one atomic
     /// push per [`WIRE_DELETE_BATCH`] refs, cost linear in the advertisement); other
     /// remotes, and servers without atomic pushes, use `git push --atomic` in batches of
     /// [`CLI_DELETE_BATCH`], whose client-side matching costs refs × advertisement.
-    pub fn push_delete(&self, dels: &[crate::wire::Delete]) -> Result<Vec<String>> {
+    pub fn push_delete(&self, dels: &[crate::git::wire::Delete]) -> Result<Vec<String>> {
         if dels.is_empty() {
             return Ok(Vec::new());
         }
@@ -903,24 +903,26 @@ impl Store {
         // KONDUCTOR_DELETE_WITH_GIT=1: always use the git CLI (an escape hatch, and how the
         // tests cover that path).
         let native = if std::env::var("KONDUCTOR_DELETE_WITH_GIT").is_ok_and(|v| v == "1") {
-            Err(crate::wire::WireError::Unsupported(
+            Err(crate::git::wire::WireError::Unsupported(
                 "KONDUCTOR_DELETE_WITH_GIT=1".into(),
             ))
         } else {
-            crate::wire::Endpoint::parse(&self.remote.url)
+            crate::git::wire::Endpoint::parse(&self.remote.url)
         };
         let mut done = 0;
         if let Ok(ep) = &native {
             let header = self.remote.http_header();
             for chunk in dels.chunks(WIRE_DELETE_BATCH) {
-                match crate::wire::delete_refs(ep, header.as_deref(), chunk) {
+                match crate::git::wire::delete_refs(ep, header.as_deref(), chunk) {
                     Ok(rep) => {
                         changed.extend(rep.changed);
                         done += chunk.len();
                     }
                     // Credential helpers, redirects, old servers: the CLI knows them.
-                    Err(crate::wire::WireError::Unsupported(_)) if done == 0 => break,
-                    Err(crate::wire::WireError::Auth(_)) if done == 0 && header.is_none() => break,
+                    Err(crate::git::wire::WireError::Unsupported(_)) if done == 0 => break,
+                    Err(crate::git::wire::WireError::Auth(_)) if done == 0 && header.is_none() => {
+                        break
+                    }
                     Err(e) => return Err(self.wire_err(e)),
                 }
             }
@@ -943,7 +945,7 @@ impl Store {
     }
 
     /// One `git push --atomic` of deletes with leases; returns the refs that changed.
-    fn push_delete_cli(&self, dels: &[crate::wire::Delete]) -> Result<Vec<String>> {
+    fn push_delete_cli(&self, dels: &[crate::git::wire::Delete]) -> Result<Vec<String>> {
         // What is still there, and with which id (one listing: `ls-remote` with patterns
         // would match every pattern against every ref, like push does).
         let wanted: std::collections::HashSet<&str> =
@@ -998,8 +1000,8 @@ impl Store {
         Ok(changed)
     }
 
-    fn wire_err(&self, e: crate::wire::WireError) -> Error {
-        use crate::wire::WireError as W;
+    fn wire_err(&self, e: crate::git::wire::WireError) -> Error {
+        use crate::git::wire::WireError as W;
         let url = &self.remote.url;
         match e {
             W::Auth(m) => self.auth_err(&m),
@@ -1108,10 +1110,10 @@ impl Store {
     }
 
     /// Write a commit holding the manifest folder `scan` describes (see
-    /// [`crate::manifests`]), with `parent` if given. The commit is on no branch.
+    /// [`crate::git::manifests`]), with `parent` if given. The commit is on no branch.
     pub fn commit_dir(
         &self,
-        scan: &crate::manifests::Scan,
+        scan: &crate::git::manifests::Scan,
         parent: Option<&str>,
         message: &str,
         who: &Identity,
@@ -1141,8 +1143,8 @@ impl Store {
 
     /// Write the trees of `scan`, children first; the root's id (the empty tree when
     /// nothing can be published). Tree entry names are bytes, as git's are.
-    fn write_tree(&self, scan: &crate::manifests::Scan) -> Result<Oid> {
-        use crate::manifests::Entry;
+    fn write_tree(&self, scan: &crate::git::manifests::Scan) -> Result<Oid> {
+        use crate::git::manifests::Entry;
         let build = |e: git2::Error| git_err(&self.remote, "cannot build tree", e);
         let mut ids: Vec<Oid> = Vec::with_capacity(scan.dirs.len());
         for dir in &scan.dirs {
@@ -1711,7 +1713,7 @@ fn filter(_temporary: bool) -> &'static str {
     "blob:none"
 }
 
-/// Refs deleted per push by [`crate::wire`]: one atomic transaction on the server each.
+/// Refs deleted per push by [`crate::git::wire`]: one atomic transaction on the server each.
 pub const WIRE_DELETE_BATCH: usize = 50_000;
 /// Refs deleted per `git push --atomic` (its lease check is quadratic in the batch).
 pub const CLI_DELETE_BATCH: usize = 500;

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 
 use super::*;
-use crate::sdd::Sdd;
-use crate::tag::{JobState, TrainId};
-use crate::train::{Attempt, Event, Observed};
+use crate::model::sdd::Sdd;
+use crate::model::tag::{JobState, TrainId};
+use crate::model::train::{Attempt, Event, Observed};
 
-const SEED: &str = include_str!("../../../../sdd.yaml");
+const SEED: &str = include_str!("../../../../../sdd.yaml");
 
 fn ev(at: i64) -> Event {
     Event {
@@ -483,8 +483,8 @@ fn the_longest_timeout_neither_fires_at_once_nor_re_triggers_every_tick() {
     let year = 365 * 86_400;
     let mut o = empty();
     att(&mut o, "a", 1, 1_000, &[]);
-    for now in [1_001, 1_000 + year, crate::time::MAX_TIME, i64::MAX] {
-        let now = crate::time::clamp(now);
+    for now in [1_001, 1_000 + year, crate::model::time::MAX_TIME, i64::MAX] {
+        let now = crate::model::time::clamp(now);
         let p = plan(&g, "t", &o, &ctx(now));
         let expect = now - 1_000 > year;
         assert_eq!(!p.actions.is_empty(), expect, "now {now}: {:?}", p.actions);
@@ -498,13 +498,19 @@ fn the_longest_timeout_neither_fires_at_once_nor_re_triggers_every_tick() {
     ));
     // A tag time in the future is waited from, never wrapped past.
     let mut o = empty();
-    att(&mut o, "a", 1, crate::time::MAX_TIME, &[JobState::Started]);
+    att(
+        &mut o,
+        "a",
+        1,
+        crate::model::time::MAX_TIME,
+        &[JobState::Started],
+    );
     assert!(plan(&g, "t", &o, &ctx(0)).actions.is_empty());
 }
 
 #[test]
 fn a_squatted_largest_job_id_fails_the_step_instead_of_wrapping() {
-    use crate::tag::MAX_JOB;
+    use crate::model::tag::MAX_JOB;
     let g = sdd("a: {retries: 2}\nt: {needs: [a], virtual: true}\n");
     let mut o = empty();
     o.taken.insert("a".into(), MAX_JOB);
@@ -553,7 +559,7 @@ fn premature_tag_warnings_are_capped_per_train() {
     let p = plan(&g, "t", &o, &ctx(2));
     assert_eq!(
         p.warnings.len(),
-        crate::train::SHOWN_PER_KIND + 1,
+        crate::model::train::SHOWN_PER_KIND + 1,
         "{:?}",
         p.warnings
     );
@@ -579,7 +585,7 @@ fn boundary_time() -> impl Strategy<Value = i64> {
         Just(i64::MAX),
         Just(-1i64),
         Just(0i64),
-        Just(crate::time::MAX_TIME),
+        Just(crate::model::time::MAX_TIME),
         0i64..=2_000_000_000,
         any::<i64>(),
     ]
@@ -617,8 +623,8 @@ proptest! {
         trigger_timeout in boundary_duration(),
         retries in 0u32..=20,
     ) {
-        use crate::tag::{Tag, MAX_JOB};
-        use crate::train::TagRecord;
+        use crate::model::tag::{Tag, MAX_JOB};
+        use crate::model::train::TagRecord;
         let text = format!("a: {{timeout: {timeout}, trigger_timeout: {trigger_timeout}, retries: {retries}}}\nb: [a]\nt: {{needs: [b], virtual: true}}\n");
         let g = match Sdd::parse("t.yaml", &text) {
             Ok(g) => g,
@@ -629,8 +635,8 @@ proptest! {
             }
         };
         for s in g.steps() {
-            prop_assert!(s.trigger_timeout <= crate::sdd::MAX_DURATION);
-            prop_assert!(s.timeout.is_none_or(|d| d <= crate::sdd::MAX_DURATION));
+            prop_assert!(s.trigger_timeout <= crate::model::sdd::MAX_DURATION);
+            prop_assert!(s.timeout.is_none_or(|d| d <= crate::model::sdd::MAX_DURATION));
         }
         let id = format!("{train}.{patch}");
         let Ok(tid) = id.parse::<TrainId>() else {
@@ -663,7 +669,7 @@ proptest! {
             }
         }
         let obs = Observed::from_records(tid, &records).expect("the train tag is there");
-        let now = crate::time::clamp(now);
+        let now = crate::model::time::clamp(now);
         let p = plan(&g, "t", &obs, &PlanContext { now, conditions: BTreeMap::new() });
         for a in &p.actions {
             if let Some(tag) = a.tag(tid) {
@@ -673,7 +679,7 @@ proptest! {
             let _ = a.message();
         }
         let planned = crate::ops::Planned { obs: obs.clone(), sdd: g.clone(), plan: p };
-        let report = crate::report::TrainReport::new(&planned);
+        let report = crate::ops::status::TrainReport::new(&planned);
         for s in &report.steps {
             prop_assert!(s.duration_secs.is_none_or(|d| d >= 0), "{:?}", s.duration_secs);
             for a in &s.attempts {
@@ -681,7 +687,7 @@ proptest! {
             }
         }
         let _ = serde_json::to_string(&report).unwrap();
-        for e in crate::report::log_events(&records) {
+        for e in crate::ops::status::log_events(&records) {
             prop_assert!(e.at.len() == 20, "{}", e.at);
         }
     }

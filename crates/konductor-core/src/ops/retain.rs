@@ -11,34 +11,18 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::archive::{archive_tip, path_of, read_archived};
+pub use super::archive::{archived, ArchivedTrain, ARCHIVE_REF};
+use super::read::plan_observed;
 use crate::error::{Error, Result};
-use crate::ops::plan_observed;
-use crate::plan::TrainState;
-use crate::sdd::Sdd;
-use crate::store::{Identity, Store};
-use crate::tag::{Tag, TrainId};
-use crate::train::{Observed, TagRecord};
-use crate::wire::Delete;
-
-/// The ref that holds archived trains.
-pub const ARCHIVE_REF: &str = "refs/konductor/archive";
-
-/// One archived train, as stored in `trains/<N.P>.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArchivedTrain {
-    /// `N.P`.
-    pub train: String,
-    /// Its state when archived.
-    pub state: String,
-    /// When it was archived (RFC 3339).
-    pub archived_at: String,
-    /// Who archived it.
-    pub archived_by: String,
-    /// Every tag of the train.
-    pub tags: Vec<TagRecord>,
-}
+use crate::git::store::{Identity, Store};
+use crate::git::wire::Delete;
+use crate::model::plan::TrainState;
+use crate::model::sdd::Sdd;
+use crate::model::tag::{Tag, TrainId};
+use crate::model::train::{Observed, TagRecord};
 
 /// Options for `gc`.
 #[derive(Debug, Clone, Default)]
@@ -68,38 +52,6 @@ pub struct GcReport {
     /// archives and collects them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<String>,
-}
-
-fn path_of(t: TrainId) -> String {
-    format!("trains/{t}.json")
-}
-
-/// The archive's tip, fetched (full history: the next archive commit builds on it).
-fn archive_tip(store: &Store) -> Result<Option<String>> {
-    if store.fetch_ref(ARCHIVE_REF)? {
-        Ok(store.ref_target(ARCHIVE_REF))
-    } else {
-        Ok(None)
-    }
-}
-
-/// The archived record of one train, if the archive has it.
-pub fn archived(store: &Store, t: TrainId) -> Result<Option<ArchivedTrain>> {
-    let Some(tip) = archive_tip(store)? else {
-        return Ok(None);
-    };
-    read_archived(store, &tip, t)
-}
-
-fn read_archived(store: &Store, tip: &str, t: TrainId) -> Result<Option<ArchivedTrain>> {
-    match store.read_file_at(tip, &path_of(t))? {
-        None => Ok(None),
-        Some(data) => serde_json::from_slice(&data).map(Some).map_err(|e| {
-            Error::Remote(format!(
-                "the archive's record of train {t} is unreadable: {e}"
-            ))
-        }),
-    }
 }
 
 /// Archive and delete all but the newest `keep` finished trains.
@@ -139,7 +91,7 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
                     None => match graphs.get(&obs.commit) {
                         Some(g) => g.clone(),
                         None => {
-                            let g = crate::ops::train_sdd(store, &obs, None)?;
+                            let g = super::read::train_sdd(store, &obs, None)?;
                             graphs.insert(obs.commit.clone(), g.clone());
                             g
                         }
@@ -234,7 +186,7 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         let rec = ArchivedTrain {
             train: t.to_string(),
             state,
-            archived_at: crate::time::rfc3339(now),
+            archived_at: crate::model::time::rfc3339(now),
             archived_by: who.to_string(),
             tags: all,
         };

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tag::{JobState, StepVerb, Tag, TrainId};
+use crate::model::tag::{JobState, StepVerb, Tag, TrainId};
 
 /// One tag as read from the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +53,7 @@ impl Event {
         Event {
             by: r.tagger.clone().unwrap_or_else(|| "unknown".into()),
             // Anyone can write any tagger time: see `time::clamp`.
-            at: crate::time::clamp(r.time.unwrap_or(0)),
+            at: crate::model::time::clamp(r.time.unwrap_or(0)),
             message: r.message.trim().to_string(),
             tag: r.name.clone(),
             signer: r.signer.clone(),
@@ -277,7 +277,7 @@ impl Observed {
     fn from_trusted_inner(train: TrainId, records: &[TagRecord]) -> Option<Observed> {
         let mut parsed: Vec<(Tag, &TagRecord)> = Vec::new();
         let mut malformed = Vec::new();
-        let own = format!("{}{train}=", crate::tag::PREFIX);
+        let own = format!("{}{train}=", crate::model::tag::PREFIX);
         for r in records {
             match Tag::parse_any(&r.name) {
                 Ok(Some(t)) if t.train() == train => parsed.push((t, r)),

@@ -145,7 +145,7 @@ pub fn delete_refs(
 ) -> Result<DeleteReport, WireError> {
     match ep {
         Endpoint::Local(path) => {
-            let mut child = Command::new(crate::store::git_program())
+            let mut child = Command::new(crate::git::store::git_program())
                 .arg("receive-pack")
                 .arg(path)
                 .env("LC_ALL", "C")

@@ -1,0 +1,15 @@
+//! The git layer: the only code that runs libgit2 (`git2`), the git CLI or `ssh-keygen`.
+//!
+//! - [`store`][]: the cache (a partial bare clone), fetches, tag objects, pushes,
+//!   credentials;
+//! - [`wire`][]: a small `git-receive-pack` client for gc's mass deletes;
+//! - [`sign`][]: SSH signatures in git's format;
+//! - [`manifests`][]: what a folder of manifests becomes as a git tree.
+//!
+//! It may use the model ([`crate::model`]: tag records) and the error vocabulary, never
+//! [`crate::ops`].
+
+pub mod manifests;
+pub mod sign;
+pub mod store;
+pub mod wire;
