@@ -146,7 +146,7 @@ pub fn finish(prog: &str, result: anyhow::Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let code = exit_codes::for_error(e.chain());
+            let code = konductor_core::error::exit_code_for(e.chain());
             if code == exit_codes::OK {
                 return code; // a broken pipe: the reader went away
             }

@@ -109,7 +109,7 @@ pub fn run() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            let code = exit_codes::for_error(e.chain());
+            let code = konductor_core::error::exit_code_for(e.chain());
             if code == exit_codes::OK {
                 return code; // a broken pipe: the reader went away
             }

@@ -778,7 +778,8 @@ impl Store {
         crate::model::train::check_one_line(
             "the identity (`KONDUCTOR_IDENTITY` or git's `user.name`/`user.email`)",
             &who.to_string(),
-        )?;
+        )
+        .map_err(Error::Input)?;
         let oid = Oid::from_str(commit)
             .map_err(|_| Error::input(format!("`{commit}` is not an object id")))?;
         let obj = self.repo.find_object(oid, None).map_err(|e| {
@@ -1351,7 +1352,7 @@ impl Store {
     }
 
     fn git_command(&self, args: &[String]) -> Command {
-        let mut cmd = Command::new(git_program());
+        let mut cmd = Command::new(super::wire::git_program());
         cmd.arg("--git-dir").arg(self.dir.join("repo.git"));
         cmd.args([
             "-c",
@@ -1783,10 +1784,6 @@ fn is_local_write_failure(line: &str) -> bool {
         ]
         .iter()
         .any(|p| line.contains(p))
-}
-
-pub(crate) fn git_program() -> String {
-    std::env::var("KONDUCTOR_GIT").unwrap_or_else(|_| "git".into())
 }
 
 #[derive(Default, Clone)]

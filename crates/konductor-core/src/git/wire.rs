@@ -145,7 +145,7 @@ pub fn delete_refs(
 ) -> Result<DeleteReport, WireError> {
     match ep {
         Endpoint::Local(path) => {
-            let mut child = Command::new(crate::git::store::git_program())
+            let mut child = Command::new(git_program())
                 .arg("receive-pack")
                 .arg(path)
                 .env("LC_ALL", "C")
@@ -507,6 +507,11 @@ fn parse_http_response(raw: &[u8]) -> Result<Vec<u8>, WireError> {
         out.extend_from_slice(&rest[..size]);
         rest = rest.get(size + 2..).unwrap_or(&[]);
     }
+}
+
+/// The git program to run: `KONDUCTOR_GIT`, else `git` from `PATH` (tests interpose one).
+pub(crate) fn git_program() -> String {
+    std::env::var("KONDUCTOR_GIT").unwrap_or_else(|_| "git".into())
 }
 
 #[cfg(test)]

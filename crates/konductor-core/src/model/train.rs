@@ -100,7 +100,7 @@ pub fn message_field<'a>(message: &'a str, key: &str) -> Option<&'a str> {
 /// and every other control character, Unicode line and paragraph separators, and the
 /// bidirectional overrides that make a terminal show text in another order than it is.
 /// `what` names the input (`` `--reason` ``).
-pub fn check_one_line(what: &str, text: &str) -> crate::error::Result<()> {
+pub fn check_one_line(what: &str, text: &str) -> Result<(), String> {
     let bad = text.chars().enumerate().find(|(_, c)| {
         c.is_control()
             || matches!(
@@ -116,11 +116,11 @@ pub fn check_one_line(what: &str, text: &str) -> crate::error::Result<()> {
                 _ if c.is_control() => "a control character",
                 _ => "a bidirectional text control",
             };
-            Err(crate::error::Error::input(format!(
+            Err(format!(
                 "{what} holds {kind} (U+{:04X} at character {}); it is recorded as one line of the tag message, so write it on one line without control characters",
                 c as u32,
                 i + 1
-            )))
+            ))
         }
     }
 }

@@ -20,7 +20,7 @@ pub fn unblock(
     now: i64,
 ) -> Result<String> {
     if let Some(r) = reason {
-        crate::model::train::check_one_line("`--reason`", r)?;
+        crate::model::train::check_one_line("`--reason`", r).map_err(Error::Input)?;
     }
     refresh_train(store, t)?;
     let Planned { obs, sdd, plan: p } = plan_train(store, t, sdd, None, now)?;
@@ -220,7 +220,7 @@ pub fn cancel(
     now: i64,
 ) -> Result<String> {
     if let Some(r) = reason {
-        crate::model::train::check_one_line("`--reason`", r)?;
+        crate::model::train::check_one_line("`--reason`", r).map_err(Error::Input)?;
     }
     refresh_train(store, t)?;
     let obs = observe(store, t)?;

@@ -26,6 +26,8 @@ pub mod report;
 pub mod retain;
 pub mod start;
 pub mod status;
+#[cfg(test)]
+mod tests;
 
 pub use advance::*;
 pub use control::*;

@@ -50,7 +50,8 @@ pub fn set_step_state(
     // Each line of an info string becomes one line of the message: nothing else may
     // break it (checked before the remote is read).
     for line in opts.info.iter().flat_map(|i| i.lines()) {
-        crate::model::train::check_one_line("a line of `--info-string`", line)?;
+        crate::model::train::check_one_line("a line of `--info-string`", line)
+            .map_err(Error::Input)?;
     }
     let trig = match opts.triggering_tag.parse::<Tag>()? {
         Tag::Trigger(tr) => tr,
