@@ -1065,17 +1065,38 @@ impl Store {
         let tree = upd
             .create_updated(&self.repo, &base_tree)
             .map_err(|e| git_err(&self.remote, "cannot build tree", e))?;
+        self.write_commit(
+            tree,
+            parent.as_ref(),
+            message,
+            who,
+            when,
+            "cannot write commit",
+        )
+    }
+
+    /// Write a commit of `tree` with `parent` (if any), authored and committed by `who`
+    /// at `when`, on no branch; `what` names the failure.
+    fn write_commit(
+        &self,
+        tree: Oid,
+        parent: Option<&git2::Commit<'_>>,
+        message: &str,
+        who: &Identity,
+        when: i64,
+        what: &str,
+    ) -> Result<String> {
         let tree = self
             .repo
             .find_tree(tree)
             .map_err(|e| git_err(&self.remote, "cannot read tree", e))?;
         let sig = Signature::new(&who.name, &who.email, &git2::Time::new(when, 0))
             .map_err(|e| Error::input(format!("invalid identity `{who}`: {}", e.message())))?;
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
         let id = self
             .repo
             .commit(None, &sig, &sig, message, &tree, &parents)
-            .map_err(|e| git_err(&self.remote, "cannot write commit", e))?;
+            .map_err(|e| git_err(&self.remote, what, e))?;
         Ok(id.to_string())
     }
 
@@ -1121,25 +1142,24 @@ impl Store {
         when: i64,
     ) -> Result<String> {
         let tree = self.write_tree(scan)?;
-        let tree = self
-            .repo
-            .find_tree(tree)
-            .map_err(|e| git_err(&self.remote, "cannot read tree", e))?;
-        let sig = Signature::new(&who.name, &who.email, &git2::Time::new(when, 0))
-            .map_err(|e| Error::input(format!("invalid identity `{who}`: {}", e.message())))?;
-        let parents: Vec<git2::Commit<'_>> = match parent {
-            Some(p) => vec![self
-                .repo
-                .find_commit(Oid::from_str(p).map_err(|_| Error::input("bad parent id"))?)
-                .map_err(|e| git_err(&self.remote, "cannot read the previous deploy commit", e))?],
-            None => vec![],
+        let parent = match parent {
+            Some(p) => Some(
+                self.repo
+                    .find_commit(Oid::from_str(p).map_err(|_| Error::input("bad parent id"))?)
+                    .map_err(|e| {
+                        git_err(&self.remote, "cannot read the previous deploy commit", e)
+                    })?,
+            ),
+            None => None,
         };
-        let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
-        let id = self
-            .repo
-            .commit(None, &sig, &sig, message, &tree, &refs)
-            .map_err(|e| git_err(&self.remote, "cannot write the deploy commit", e))?;
-        Ok(id.to_string())
+        self.write_commit(
+            tree,
+            parent.as_ref(),
+            message,
+            who,
+            when,
+            "cannot write the deploy commit",
+        )
     }
 
     /// Write the trees of `scan`, children first; the root's id (the empty tree when

@@ -74,6 +74,36 @@ pub fn check_options(sdd: &Sdd, opts: &SimOptions) -> Result<(), String> {
     Ok(())
 }
 
+/// What a simulation starts from: how it records an event, a train that was just opened,
+/// and every `if_changed` condition counted as changed (the safe default).
+#[allow(clippy::type_complexity)]
+fn start(
+    sdd: &Sdd,
+) -> (
+    fn(String, i64) -> Event,
+    Observed,
+    BTreeMap<String, (bool, String)>,
+) {
+    fn ev(tag: String, at: i64) -> Event {
+        Event {
+            by: "simulate".into(),
+            at,
+            message: String::new(),
+            tag,
+            signer: None,
+        }
+    }
+    let train = TrainId::new(1, 0);
+    let obs = Observed::opened(train, "0".repeat(40), ev(format!("release={train}"), 0));
+    let conditions = sdd
+        .steps()
+        .iter()
+        .filter(|s| !s.if_changed.is_empty())
+        .map(|s| (s.name.clone(), (true, "simulated as changed".to_string())))
+        .collect();
+    (ev, obs, conditions)
+}
+
 /// Run the train with instant jobs until nothing moves.
 ///
 /// Each tick is what [`plan`] would say for the train's tags so far, but computed
@@ -83,32 +113,7 @@ pub fn check_options(sdd: &Sdd, opts: &SimOptions) -> Result<(), String> {
 /// for 5,000 steps. The final state and step views come from one full [`plan`].
 pub fn simulate(sdd: &Sdd, opts: &SimOptions) -> Result<Simulation, String> {
     check_options(sdd, opts)?;
-    let train = TrainId::new(1, 0);
-    let ev = |tag: String, at: i64| Event {
-        by: "simulate".into(),
-        at,
-        message: String::new(),
-        tag,
-        signer: None,
-    };
-    let mut obs = Observed {
-        train,
-        commit: "0".repeat(40),
-        opened: ev(format!("release={train}"), 0),
-        attempts: BTreeMap::new(),
-        taken: BTreeMap::new(),
-        unblocked: BTreeMap::new(),
-        skipped: BTreeMap::new(),
-        cancelled: None,
-        warnings: vec![],
-    };
-    // Every `if_changed` condition counts as changed: the safe default.
-    let conditions: BTreeMap<String, (bool, String)> = sdd
-        .steps()
-        .iter()
-        .filter(|s| !s.if_changed.is_empty())
-        .map(|s| (s.name.clone(), (true, "simulated as changed".to_string())))
-        .collect();
+    let (ev, mut obs, conditions) = start(sdd);
     let target = opts.target.as_str();
     let closure = sdd.closure(target);
     let pos: HashMap<&str, usize> = closure
@@ -236,31 +241,7 @@ mod tests {
     /// The simulation as it was: the whole planner on every tick. Quadratic, but plainly
     /// what `tick` would do; the incremental one must agree with it tick for tick.
     fn by_full_plans(sdd: &Sdd, opts: &SimOptions) -> (Vec<SimTick>, Plan) {
-        let ev = |tag: String, at: i64| Event {
-            by: "simulate".into(),
-            at,
-            message: String::new(),
-            tag,
-            signer: None,
-        };
-        let train = TrainId::new(1, 0);
-        let mut obs = Observed {
-            train,
-            commit: "0".repeat(40),
-            opened: ev(format!("release={train}"), 0),
-            attempts: BTreeMap::new(),
-            taken: BTreeMap::new(),
-            unblocked: BTreeMap::new(),
-            skipped: BTreeMap::new(),
-            cancelled: None,
-            warnings: vec![],
-        };
-        let conditions: BTreeMap<String, (bool, String)> = sdd
-            .steps()
-            .iter()
-            .filter(|s| !s.if_changed.is_empty())
-            .map(|s| (s.name.clone(), (true, "simulated as changed".to_string())))
-            .collect();
+        let (ev, mut obs, conditions) = start(sdd);
         let mut ticks = Vec::new();
         let limit = sdd.steps().len() * 30 + 10;
         loop {

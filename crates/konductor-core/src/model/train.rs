@@ -204,6 +204,21 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// A train that was opened and has nothing else yet.
+    pub fn opened(train: TrainId, commit: String, opened: Event) -> Observed {
+        Observed {
+            train,
+            commit,
+            opened,
+            attempts: BTreeMap::new(),
+            taken: BTreeMap::new(),
+            unblocked: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+            cancelled: None,
+            warnings: Vec::new(),
+        }
+    }
+
     /// Build a train from its tag records. `records` may contain other trains' tags and
     /// tags that are not Konductor's; they are skipped. Returns `None` if the train tag
     /// itself is missing.
@@ -289,17 +304,7 @@ impl Observed {
             .iter()
             .find(|(t, _)| matches!(t, Tag::Train(_)))
             .map(|(_, r)| *r)?;
-        let mut obs = Observed {
-            train,
-            commit: root.commit.clone(),
-            opened: Event::from_record(root),
-            attempts: BTreeMap::new(),
-            taken: BTreeMap::new(),
-            unblocked: BTreeMap::new(),
-            skipped: BTreeMap::new(),
-            cancelled: None,
-            warnings: Vec::new(),
-        };
+        let mut obs = Observed::opened(train, root.commit.clone(), Event::from_record(root));
         const SHOWN: usize = 20;
         let n = malformed.len();
         for m in malformed.into_iter().take(SHOWN) {

@@ -22,17 +22,7 @@ fn ev(at: i64) -> Event {
 }
 
 fn empty() -> Observed {
-    Observed {
-        train: TrainId::new(1, 0),
-        commit: "c".repeat(40),
-        opened: ev(0),
-        attempts: BTreeMap::new(),
-        taken: BTreeMap::new(),
-        unblocked: BTreeMap::new(),
-        skipped: BTreeMap::new(),
-        cancelled: None,
-        warnings: vec![],
-    }
+    Observed::opened(TrainId::new(1, 0), "c".repeat(40), ev(0))
 }
 
 /// Record an attempt: triggered at `at`, then the given states at `at`.
