@@ -1065,14 +1065,8 @@ impl Store {
         let tree = upd
             .create_updated(&self.repo, &base_tree)
             .map_err(|e| git_err(&self.remote, "cannot build tree", e))?;
-        self.write_commit(
-            tree,
-            parent.as_ref(),
-            message,
-            who,
-            when,
-            "cannot write commit",
-        )
+        let what = "cannot write commit";
+        self.write_commit(tree, parent.as_ref(), message, who, when, what)
     }
 
     /// Write a commit of `tree` with `parent` (if any), authored and committed by `who`
@@ -1152,14 +1146,8 @@ impl Store {
             ),
             None => None,
         };
-        self.write_commit(
-            tree,
-            parent.as_ref(),
-            message,
-            who,
-            when,
-            "cannot write the deploy commit",
-        )
+        let what = "cannot write the deploy commit";
+        self.write_commit(tree, parent.as_ref(), message, who, when, what)
     }
 
     /// Write the trees of `scan`, children first; the root's id (the empty tree when
