@@ -8,16 +8,15 @@
 //! - [`train`]: turn one train's tags into observed facts, refusing what can't be trusted.
 //! - [`plan`]: the pure planner.
 //! - [`store`]: the only code that touches git.
-//! - [`cifilter`], [`doctor`]: CI tag filters, and the check of a CI configuration against
-//!   the graph.
+//! - [`ci`]: CI tag filters ([`ci::filter`]), and the check of a CI configuration against
+//!   the graph ([`ci::doctor`]).
 //! - [`ops`]: the operations (`start`, `tick`, `set-step-state`, …) built from the above.
 #![warn(missing_docs)]
 
 pub mod board;
 pub mod changes;
-pub mod cifilter;
+pub mod ci;
 pub mod discover;
-pub mod doctor;
 pub mod error;
 pub mod exit_codes;
 pub mod gc;
@@ -33,3 +32,7 @@ pub mod tag;
 pub mod time;
 pub mod train;
 pub mod wire;
+
+// The CI layer's modules, at the paths they had before `ci/` existed.
+pub use ci::doctor;
+pub use ci::filter as cifilter;

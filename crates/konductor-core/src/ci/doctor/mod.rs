@@ -15,7 +15,7 @@
 //!
 //! Globally, it lists jobs whose tag filters match no step's trigger tags.
 //!
-//! The configuration is read with the semantics of each system (see [`crate::cifilter`]);
+//! The configuration is read with the semantics of each system (see [`crate::ci::filter`]);
 //! `locomotive` calls are found by name: the orb commands `locomotive-on-start` and
 //! `locomotive-on-end`, the GitHub Action with `phase: start` / `end`, and scripts that
 //! run `set-step-state`.
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize as _, Serialize};
 use serde_yaml::{Mapping, Value};
 
-use crate::cifilter::{CircleciFilter, FilterError, GithubRefFilter, GoRegexFilter};
+use crate::ci::filter::{CircleciFilter, FilterError, GithubRefFilter, GoRegexFilter};
 use crate::sdd::{nearest, Sdd, SddError};
 use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger};
 
@@ -1889,7 +1889,7 @@ fn closure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cifilter::{trigger_filter_yaml, CiSystem};
+    use crate::ci::filter::{trigger_filter_yaml, CiSystem};
 
     const SDD: &str = "a: []\nb: [a]\ndone: {needs: [b], virtual: true}\n";
 
