@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_yaml::Value;
 
-use super::shared::{str_list, yaml_docs};
+use super::shared::{at, str_at, str_list, yaml_docs};
 use super::{bad_filter, invalid, DoctorError, Finding, FindingKind, Job, JobRef, JobSystem};
 use super::{LocomotiveCalls, SourceFile, TagFilter};
 use crate::ci::filter::GoRegexFilter;
@@ -63,14 +63,8 @@ pub(super) fn jobs(
     let mut templates: BTreeMap<(String, String), Value> = BTreeMap::new();
     for f in files {
         for doc in yaml_docs(f)? {
-            let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
-            let meta = |k: &str| {
-                doc.get("metadata")
-                    .and_then(|m| m.get(k))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            };
+            let kind = str_at(&doc, &["kind"]).unwrap_or("");
+            let meta = |k: &str| str_at(&doc, &["metadata", k]).unwrap_or("").to_string();
             match kind {
                 "Sensor" => sensors.push((f.path.clone(), doc)),
                 "WorkflowTemplate" | "ClusterWorkflowTemplate" => {
@@ -82,44 +76,22 @@ pub(super) fn jobs(
     }
     let mut jobs = Vec::new();
     for (path, sensor) in &sensors {
-        let name = sensor
-            .get("metadata")
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or("(unnamed)");
-        let labelled_step = sensor
-            .get("metadata")
-            .and_then(|m| m.get("labels"))
-            .and_then(|l| l.get("konductor.io/step"))
-            .and_then(Value::as_str);
-        let spec = sensor.get("spec");
+        let name = str_at(sensor, &["metadata", "name"]).unwrap_or("(unnamed)");
+        let labelled_step = str_at(sensor, &["metadata", "labels", "konductor.io/step"]);
         // What the triggers submit.
         let mut calls: Result<LocomotiveCalls, String> =
             Err(format!("sensor `{name}` submits no Argo Workflow"));
-        let triggers = spec
-            .and_then(|s| s.get("triggers"))
-            .and_then(Value::as_sequence);
+        let triggers = at(sensor, &["spec", "triggers"]).and_then(Value::as_sequence);
         for t in triggers.into_iter().flatten() {
-            let tmpl = t.get("template");
-            let Some(resource) = tmpl
-                .and_then(|t| t.get("argoWorkflow").or_else(|| t.get("k8s")))
-                .and_then(|w| w.get("source"))
-                .and_then(|s| s.get("resource"))
+            let Some(resource) = at(t, &["template", "argoWorkflow"])
+                .or_else(|| at(t, &["template", "k8s"]))
+                .and_then(|w| at(w, &["source", "resource"]))
             else {
                 continue;
             };
             let mut parts = vec![resource];
-            if let Some(ref_name) = resource
-                .get("spec")
-                .and_then(|s| s.get("workflowTemplateRef"))
-                .and_then(|r| r.get("name"))
-                .and_then(Value::as_str)
-            {
-                let ns = resource
-                    .get("metadata")
-                    .and_then(|m| m.get("namespace"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+            if let Some(ref_name) = str_at(resource, &["spec", "workflowTemplateRef", "name"]) {
+                let ns = str_at(resource, &["metadata", "namespace"]).unwrap_or("");
                 let found = templates
                     .get(&(ref_name.to_string(), ns.to_string()))
                     .or_else(|| {
@@ -144,38 +116,28 @@ pub(super) fn jobs(
                 Err(_) => calls = Ok(c),
             }
         }
-        let deps = spec
-            .and_then(|s| s.get("dependencies"))
-            .and_then(Value::as_sequence);
+        let deps = at(sensor, &["spec", "dependencies"]).and_then(Value::as_sequence);
         let mut any_ref = false;
         for dep in deps.into_iter().flatten() {
-            let dep_name = dep
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("(unnamed)");
-            let filters = dep.get("filters");
-            let or = filters
-                .and_then(|f| f.get("dataLogicalOperator"))
-                .and_then(Value::as_str)
+            let dep_name = str_at(dep, &["name"]).unwrap_or("(unnamed)");
+            let or = str_at(dep, &["filters", "dataLogicalOperator"])
                 .is_some_and(|s| s.eq_ignore_ascii_case("or"));
             let mut refs = Vec::new();
             let mut others = 0;
-            let data = filters
-                .and_then(|f| f.get("data"))
-                .and_then(Value::as_sequence);
+            let data = at(dep, &["filters", "data"]).and_then(Value::as_sequence);
             for d in data.into_iter().flatten() {
-                if d.get("path").and_then(Value::as_str) != Some("body.ref") {
+                if str_at(d, &["path"]) != Some("body.ref") {
                     others += 1;
                     continue;
                 }
                 let where_ = format!("sensor `{name}`, dependency `{dep_name}`");
-                if d.get("type").and_then(Value::as_str) != Some("string") {
+                if str_at(d, &["type"]) != Some("string") {
                     return Err(invalid(
                         path,
                         format!("{where_}: the `body.ref` data filter must have `type: string`"),
                     ));
                 }
-                let negated = match d.get("comparator").and_then(Value::as_str) {
+                let negated = match str_at(d, &["comparator"]) {
                     None | Some("=") | Some("") => false,
                     Some("!=") => true,
                     Some(c) => {

@@ -15,7 +15,24 @@ struct CircleciCtx<'a> {
     orbs: Option<&'a Mapping>,
 }
 
-impl CircleciCtx<'_> {
+impl<'a> CircleciCtx<'a> {
+    /// A command or job (`section`) of the inline orb `alias`.
+    fn orb_item(&self, alias: &str, section: &str, name: &str) -> Option<&'a Value> {
+        self.orbs?.get(alias)?.get(section)?.get(name)
+    }
+
+    /// The context inside the inline orb `alias`: its own commands, no orbs.
+    fn orb(&self, alias: &str) -> CircleciCtx<'a> {
+        CircleciCtx {
+            commands: self
+                .orbs
+                .and_then(|o| o.get(alias))
+                .and_then(|o| o.get("commands"))
+                .and_then(Value::as_mapping),
+            orbs: None,
+        }
+    }
+
     fn steps(&self, steps: Option<&Value>, depth: usize) -> LocomotiveCalls {
         let mut calls = LocomotiveCalls::default();
         let Some(Value::Sequence(steps)) = steps else {
@@ -46,21 +63,8 @@ impl CircleciCtx<'_> {
     fn named(&self, name: &str, params: Option<&Mapping>, depth: usize) -> LocomotiveCalls {
         if let Some((alias, cmd)) = name.split_once('/') {
             // An inline orb: follow its command.
-            if let Some(def) = self
-                .orbs
-                .and_then(|o| o.get(alias))
-                .and_then(|o| o.get("commands"))
-                .and_then(|c| c.get(cmd))
-            {
-                let inner = CircleciCtx {
-                    commands: self
-                        .orbs
-                        .and_then(|o| o.get(alias))
-                        .and_then(|o| o.get("commands"))
-                        .and_then(Value::as_mapping),
-                    orbs: None,
-                };
-                return inner.steps(def.get("steps"), depth + 1);
+            if let Some(def) = self.orb_item(alias, "commands", cmd) {
+                return self.orb(alias).steps(def.get("steps"), depth + 1);
             }
             // The Konductor orb's commands (orbs/konductor/src/commands).
             return match cmd {
@@ -236,23 +240,8 @@ pub(super) fn jobs(file: &SourceFile, notes: &mut Vec<Finding>) -> Result<Vec<Jo
                     c.merge(ctx.steps(get("post-steps"), 0));
                     Ok(c)
                 } else if let Some((alias, job)) = key.split_once('/') {
-                    match ctx
-                        .orbs
-                        .and_then(|o| o.get(alias))
-                        .and_then(|o| o.get("jobs"))
-                        .and_then(|j| j.get(job))
-                    {
-                        Some(def) => {
-                            let inner = CircleciCtx {
-                                commands: ctx
-                                    .orbs
-                                    .and_then(|o| o.get(alias))
-                                    .and_then(|o| o.get("commands"))
-                                    .and_then(Value::as_mapping),
-                                orbs: None,
-                            };
-                            Ok(inner.steps(def.get("steps"), 0))
-                        }
+                    match ctx.orb_item(alias, "jobs", job) {
+                        Some(def) => Ok(ctx.orb(alias).steps(def.get("steps"), 0)),
                         None => Err(format!(
                             "job `{key}` is defined in the orb `{alias}`, which doctor cannot read"
                         )),

@@ -61,11 +61,38 @@ fn shown(p: &Path) -> String {
     p.strip_prefix(".").unwrap_or(p).display().to_string()
 }
 
-fn read(p: &Path) -> Result<String, DoctorError> {
-    std::fs::read_to_string(p).map_err(|e| DoctorError::Read {
+/// The error for a file or directory that cannot be read.
+fn cannot_read(p: &Path) -> impl Fn(std::io::Error) -> DoctorError + '_ {
+    move |source| DoctorError::Read {
         path: shown(p),
-        source: e,
-    })
+        source,
+    }
+}
+
+fn read(p: &Path) -> Result<String, DoctorError> {
+    std::fs::read_to_string(p).map_err(cannot_read(p))
+}
+
+/// A directory's entries, by name.
+fn entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, DoctorError> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(cannot_read(dir))?
+        .collect::<Result<_, _>>()
+        .map_err(cannot_read(dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
+/// The path given, or else the default where it exists.
+fn given_or(
+    given: &Option<PathBuf>,
+    default: PathBuf,
+    exists: fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    match given {
+        Some(p) => Some(p.clone()),
+        None => Some(default).filter(|p| exists(p)),
+    }
 }
 
 fn is_yaml(p: &Path) -> bool {
@@ -73,17 +100,8 @@ fn is_yaml(p: &Path) -> bool {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DoctorError> {
-    let err = |e| DoctorError::Read {
-        path: shown(dir),
-        source: e,
-    };
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(err)?
-        .collect::<Result<_, _>>()
-        .map_err(err)?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let ty = e.file_type().map_err(err)?;
+    for e in entries(dir)? {
+        let ty = e.file_type().map_err(cannot_read(dir))?;
         let p = e.path();
         if ty.is_dir() {
             let name = e.file_name();
@@ -103,40 +121,23 @@ pub fn load(opts: &DoctorOptions) -> Result<Inputs, DoctorError> {
         .sdd
         .clone()
         .unwrap_or_else(|| opts.repo.join("sdd.yaml"));
-    let text = crate::sdd::read_file(&sdd_path).map_err(|e| DoctorError::Read {
-        path: shown(&sdd_path),
-        source: e,
-    })?;
+    let text = crate::sdd::read_file(&sdd_path).map_err(cannot_read(&sdd_path))?;
     let sdd = Sdd::parse(&shown(&sdd_path), &text)?;
 
     let mut circleci = Vec::new();
-    let cc = match &opts.circleci {
-        Some(p) => Some(p.clone()),
-        None => Some(opts.repo.join(".circleci/config.yml")).filter(|p| p.is_file()),
-    };
-    if let Some(p) = cc {
+    let config = opts.repo.join(".circleci/config.yml");
+    if let Some(p) = given_or(&opts.circleci, config, Path::is_file) {
         circleci.push(SourceFile::new(shown(&p), read(&p)?));
     }
 
     let mut github = Vec::new();
-    let gh_dir = match &opts.github_dir {
-        Some(p) => Some(p.clone()),
-        None => Some(opts.repo.join(".github/workflows")).filter(|p| p.is_dir()),
-    };
-    if let Some(dir) = gh_dir {
-        let err = |e| DoctorError::Read {
-            path: shown(&dir),
-            source: e,
-        };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(err)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(err)?;
-        files.retain(|p| p.is_file() && is_yaml(p));
-        files.sort();
-        for p in files {
-            github.push(SourceFile::new(shown(&p), read(&p)?));
+    let workflows = opts.repo.join(".github/workflows");
+    if let Some(dir) = given_or(&opts.github_dir, workflows, Path::is_dir) {
+        for e in entries(&dir)? {
+            let p = e.path();
+            if p.is_file() && is_yaml(&p) {
+                github.push(SourceFile::new(shown(&p), read(&p)?));
+            }
         }
     }
 

@@ -629,7 +629,21 @@ pub fn check(inputs: &Inputs) -> Result<Report, DoctorError> {
             ))
             .copied()
     };
+    // Whether job `d` needs job `u` directly.
+    let needs = |d: usize, u: usize| {
+        jobs[d]
+            .upstream
+            .iter()
+            .any(|n| lookup(&jobs[d], n) == Some(u))
+    };
     let matches = |j: &Job, tag: &str| j.filter.as_ref().is_some_and(|f| f.matches(tag));
+    // The tags among `tags` that start job `j` (`runs`) or that do not (`!runs`).
+    let select = |j: &Job, tags: &[String], runs: bool| -> Vec<String> {
+        tags.iter()
+            .filter(|t| matches(j, t) == runs)
+            .cloned()
+            .collect()
+    };
     let every_job: BTreeSet<usize> = (0..jobs.len()).collect();
 
     let mut steps = Vec::new();
@@ -676,11 +690,7 @@ pub fn check(inputs: &Inputs) -> Result<Report, DoctorError> {
         for &i in &matching {
             let job = &jobs[i];
             let id = &job.id;
-            let missed: Vec<String> = probes
-                .iter()
-                .filter(|t| !matches(job, t))
-                .cloned()
-                .collect();
+            let missed = select(job, &probes, false);
             if !missed.is_empty() {
                 findings.push(Finding::problem(
                     FindingKind::PartialMatch,
@@ -692,11 +702,7 @@ pub fn check(inputs: &Inputs) -> Result<Report, DoctorError> {
                     None,
                 ));
             }
-            let hits: Vec<String> = forbidden
-                .iter()
-                .filter(|t| matches(job, t))
-                .cloned()
-                .collect();
+            let hits = select(job, &forbidden, true);
             if !hits.is_empty() {
                 findings.push(Finding::problem(
                     FindingKind::StateTagHazard,
@@ -711,7 +717,7 @@ pub fn check(inputs: &Inputs) -> Result<Report, DoctorError> {
             for other in running.iter().filter(|o| **o != name) {
                 let mut tags = probe_triggers(other).to_vec();
                 tags.push(format!("{}=started", tags[0]));
-                let hits: Vec<String> = tags.into_iter().filter(|t| matches(job, t)).collect();
+                let hits = select(job, &tags, true);
                 if !hits.is_empty() {
                     findings.push(Finding::problem(
                         FindingKind::OtherStepHazard,
@@ -740,16 +746,7 @@ pub fn check(inputs: &Inputs) -> Result<Report, DoctorError> {
                             .collect()
                     });
                     let downs = closure(i, &in_step, |j| {
-                        in_step
-                            .iter()
-                            .copied()
-                            .filter(|&d| {
-                                jobs[d]
-                                    .upstream
-                                    .iter()
-                                    .any(|u| lookup(&jobs[d], u) == Some(j))
-                            })
-                            .collect()
+                        in_step.iter().copied().filter(|&d| needs(d, j)).collect()
                     });
                     let reports = |j: usize, f: fn(&LocomotiveCalls) -> bool| {
                         jobs[j].calls.as_ref().is_ok_and(f)
@@ -775,10 +772,7 @@ pub fn check(inputs: &Inputs) -> Result<Report, DoctorError> {
                     let failure_downstream = in_step.iter().any(|&d| {
                         jobs[d].after_failure
                             && reports(d, |c| c.failure || c.failure_when_run)
-                            && jobs[d]
-                                .upstream
-                                .iter()
-                                .any(|u| lookup(&jobs[d], u) == Some(i))
+                            && needs(d, i)
                     });
                     if !calls.failure && !failure_downstream {
                         findings.push(Finding::problem(

@@ -101,3 +101,13 @@ pub(super) fn env_values(v: Option<&Value>) -> Vec<String> {
         _ => vec![],
     }
 }
+
+/// The value at `path` below `v`, one map key per element.
+pub(super) fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+/// The text at `path` below `v`, if it is text.
+pub(super) fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    at(v, path).and_then(Value::as_str)
+}
