@@ -20,7 +20,7 @@
 //! `locomotive-on-end`, the GitHub Action with `phase: start` / `end`, and scripts that
 //! run `set-step-state`.
 //!
-//! Each CI system has its reader, which turns its files into [`Job`]s: `circleci.rs`,
+//! Each CI system has its reader, which turns its files into `Job`s: `circleci.rs`,
 //! `github.rs` and `argo.rs`, with what they share in `shared.rs`; `load.rs` finds and
 //! reads the files. This file holds the model of a job, the report and the check, which
 //! sees every system alike.
@@ -31,7 +31,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::ci::filter::{CircleciFilter, FilterError, GithubRefFilter, GoRegexFilter};
-use crate::sdd::{nearest, Sdd, SddError};
+use crate::sdd::{nearest, SddError};
 use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger};
 
 mod argo;

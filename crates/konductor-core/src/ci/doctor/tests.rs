@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::ci::filter::{trigger_filter_yaml, CiSystem};
+use crate::sdd::Sdd;
 
 const SDD: &str = "a: []\nb: [a]\ndone: {needs: [b], virtual: true}\n";
 
