@@ -18,14 +18,14 @@
 #![warn(missing_docs)]
 
 pub mod board;
-pub mod cifilter;
-pub mod doctor;
+pub mod ci;
 pub mod error;
 pub mod exit_codes;
 pub mod git;
 pub mod model;
 pub mod ops;
 
+pub use ci::{doctor, filter as cifilter};
 pub use git::{manifests, sign, store, wire};
 pub use model::{changes, plan, sdd, simulate, tag, time, train};
 pub use ops::{discover, retain as gc, status as report};

@@ -17,7 +17,7 @@ use std::fmt;
 
 use regex::{Regex, RegexBuilder};
 
-use crate::tag::validate_step_name;
+use crate::model::tag::validate_step_name;
 
 /// A CI system `konductor ci-filter` prints filters for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -454,7 +454,7 @@ impl GoRegexFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tag::{JobState, StepVerb, Tag, TrainId, Trigger};
+    use crate::model::tag::{JobState, StepVerb, Tag, TrainId, Trigger};
     use proptest::prelude::*;
 
     fn gh(patterns: &[&str]) -> GithubRefFilter {
