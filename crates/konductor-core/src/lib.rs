@@ -13,7 +13,6 @@
 //! - [`ops`]: the operations (`start`, `tick`, `set-step-state`, …) built from the above.
 #![warn(missing_docs)]
 
-pub mod board;
 pub mod changes;
 pub mod cifilter;
 pub mod discover;
