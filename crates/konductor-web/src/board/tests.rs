@@ -119,7 +119,7 @@ impl Tags {
 
     /// The leaves (started 30 s after `base`, each taking `leaf(k)` seconds), then the
     /// staging deploy and its verification, at `(offset, duration)` from `base`.
-    fn to_staging(
+    fn through_staging(
         &mut self,
         base: i64,
         leaf: impl Fn(usize) -> i64,
@@ -180,7 +180,7 @@ fn realistic() -> Vec<TrainReport> {
     let mut out = Vec::new();
 
     let mut t = Tags::new(45, 0, NOW - h);
-    t.to_staging(
+    t.through_staging(
         NOW - h,
         |k| 120 + 40 * k as i64,
         (400, 260),
@@ -190,11 +190,11 @@ fn realistic() -> Vec<TrainReport> {
     out.push(t.report(true));
 
     let mut t = Tags::new(44, 0, NOW - 5 * h);
-    t.to_staging(NOW - 5 * h, |_| 200, (300, 240), (600, "success", 500));
+    t.through_staging(NOW - 5 * h, |_| 200, (300, 240), (600, "success", 500));
     out.push(t.report(true));
 
     let mut t = Tags::new(43, 0, NOW - 26 * h);
-    t.to_staging(NOW - 26 * h, |_| 180, (300, 200), (600, "success", 400));
+    t.through_staging(NOW - 26 * h, |_| 180, (300, 200), (600, "success", 400));
     t.push(
         "release=43.0=require-manual-unblock-before-prod-deploy=skipped",
         NOW - 26 * h + 1050,
@@ -219,7 +219,7 @@ fn realistic() -> Vec<TrainReport> {
     out.push(t.report(false));
 
     let mut t = Tags::new(42, 0, NOW - 50 * h);
-    t.to_staging(NOW - 50 * h, |_| 150, (300, 200), (600, "success", 400));
+    t.through_staging(NOW - 50 * h, |_| 150, (300, 200), (600, "success", 400));
     t.push(
         "release=42.0=require-manual-unblock-before-prod-deploy=unblocked",
         NOW - 48 * h,
