@@ -17,7 +17,6 @@
 //! below for the binaries and tests.
 #![warn(missing_docs)]
 
-pub mod board;
 pub mod ci;
 pub mod error;
 pub mod exit_codes;

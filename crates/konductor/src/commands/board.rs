@@ -35,7 +35,7 @@ pub fn cmd_board(args: BoardArgs) -> anyhow::Result<i32> {
             Err(e) => eprintln!("konductor: warning: train {t}: {e}"),
         }
     }
-    let html = konductor_core::board::render_board(&reports, now, &store.remote().url);
+    let html = konductor_web::render_board(&reports, now, &store.remote().url);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create `{}`", args.out.display()))?;
     let index = args.out.join("index.html");

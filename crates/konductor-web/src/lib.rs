@@ -1,0 +1,11 @@
+//! Konductor on the web: the board, an HTML page drawn from train reports.
+//!
+//! This crate turns what the core reports ([`konductor_core::report`]) into markup; it
+//! plans nothing and touches no git. Today it has one entry point, [`render_board`], a
+//! plain function from reports to a page that `konductor board --out DIR` writes to disk;
+//! a live server would serve the same page.
+#![warn(missing_docs)]
+
+mod board;
+
+pub use board::render_board;
