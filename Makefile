@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build demo demo-tick test test-deps test-rust test-integrations lint fmt bench bench-scale soak soak-cas fuzz clean
+.PHONY: all build demo demo-tick test test-deps test-rust test-integrations lint fmt bench bench-verify bench-scale soak soak-cas fuzz clean
 
 all: build
 
@@ -46,6 +46,11 @@ bench:
 	$(CARGO) build --release --workspace --bins
 	bash benches/run.sh
 	bash benches/scale.sh
+	$(MAKE) bench-verify
+
+## Verifying 1,000 signed tags: ssh-keygen processes against in-process (docs/architecture.md).
+bench-verify:
+	$(CARGO) test --release -p konductor-core --lib verify_1000_signed_tags -- --ignored --nocapture
 
 ## Only the scale benchmark: tick, push and gc at 1,000 / 100,000 / 1,000,000 tags.
 bench-scale:

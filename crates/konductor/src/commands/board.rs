@@ -20,7 +20,7 @@ pub struct BoardArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_HORIZON)]
     pub horizon: u32,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
 }
 
 pub fn cmd_board(args: BoardArgs) -> anyhow::Result<i32> {

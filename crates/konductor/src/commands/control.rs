@@ -28,7 +28,7 @@ pub struct UnblockArgs {
     #[arg(long, value_name = "FILE")]
     pub sdd: Option<PathBuf>,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
 }
 
 pub fn cmd_unblock(args: UnblockArgs) -> anyhow::Result<i32> {
@@ -65,7 +65,7 @@ pub struct RetryArgs {
     #[arg(long, value_name = "FILE")]
     pub sdd: Option<PathBuf>,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
 }
 
 pub fn cmd_retry(args: RetryArgs) -> anyhow::Result<i32> {
@@ -95,7 +95,7 @@ pub struct CancelArgs {
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
 }
 
 pub fn cmd_cancel(args: CancelArgs) -> anyhow::Result<i32> {

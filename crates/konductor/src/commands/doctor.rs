@@ -37,7 +37,7 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "DIR", help_heading = "Inputs")]
     pub argo_dir: Option<PathBuf>,
     #[command(flatten)]
-    pub output: crate::cli::OutputArgs,
+    pub output: konductor_cli::OutputArgs,
 }
 
 pub fn cmd_doctor(args: DoctorArgs) -> anyhow::Result<i32> {

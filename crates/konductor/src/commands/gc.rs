@@ -24,9 +24,9 @@ pub struct GcArgs {
     #[arg(long, value_name = "FILE")]
     pub sdd: Option<PathBuf>,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
     #[command(flatten)]
-    pub output: crate::cli::OutputArgs,
+    pub output: konductor_cli::OutputArgs,
 }
 
 pub fn cmd_gc(args: GcArgs) -> anyhow::Result<i32> {

@@ -25,9 +25,9 @@ pub struct LogArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_HORIZON)]
     pub horizon: u32,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
     #[command(flatten)]
-    pub output: crate::cli::OutputArgs,
+    pub output: konductor_cli::OutputArgs,
 }
 
 pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {

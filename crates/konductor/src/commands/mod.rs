@@ -7,7 +7,6 @@ pub mod doctor;
 pub mod gc;
 pub mod graph;
 pub mod log;
-pub mod meta;
 pub mod simulate;
 pub mod start;
 pub mod status;

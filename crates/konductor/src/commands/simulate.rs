@@ -25,7 +25,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "STEP")]
     pub unblock: Vec<String>,
     #[command(flatten)]
-    pub output: crate::cli::OutputArgs,
+    pub output: konductor_cli::OutputArgs,
 }
 
 pub fn cmd_simulate(args: SimulateArgs) -> anyhow::Result<i32> {

@@ -17,9 +17,9 @@ pub struct StartArgs {
     #[arg(long, value_name = "N")]
     pub hotfix: Option<u32>,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
     #[command(flatten)]
-    pub output: crate::cli::OutputArgs,
+    pub output: konductor_cli::OutputArgs,
 }
 
 pub fn cmd_start(args: StartArgs) -> anyhow::Result<i32> {

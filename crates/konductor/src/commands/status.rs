@@ -23,9 +23,9 @@ pub struct StatusArgs {
     #[arg(long, requires = "train")]
     pub watch: bool,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
     #[command(flatten)]
-    pub output: crate::cli::OutputArgs,
+    pub output: konductor_cli::OutputArgs,
 }
 
 pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {

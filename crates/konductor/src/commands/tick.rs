@@ -29,9 +29,9 @@ pub struct TickArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_HORIZON)]
     pub horizon: u32,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
     #[command(flatten)]
-    pub output: crate::cli::OutputArgs,
+    pub output: konductor_cli::OutputArgs,
 }
 
 pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {

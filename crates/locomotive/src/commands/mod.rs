@@ -1,5 +1,4 @@
 //! One module per subcommand.
 
-pub mod meta;
 pub mod publish_manifests;
 pub mod set_step_state;

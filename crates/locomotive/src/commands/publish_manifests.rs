@@ -29,11 +29,11 @@ pub struct PublishManifestsArgs {
     #[arg(long, value_name = "TAG")]
     pub triggering_tag: String,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
 }
 
 pub fn cmd_publish_manifests(args: PublishManifestsArgs) -> anyhow::Result<i32> {
-    let store = args.remote.open(CacheLocation::Temporary)?;
+    let store = args.remote.open_at(CacheLocation::Temporary)?;
     let who = Identity::from_env("locomotive");
     let opts = PublishOptions {
         dir: args.dir,

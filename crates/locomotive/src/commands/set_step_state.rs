@@ -30,7 +30,7 @@ pub struct SetStepStateArgs {
     #[arg(long, env = "KONDUCTOR_TICK", value_parser = clap::builder::FalseyValueParser::new())]
     pub tick: bool,
     #[command(flatten)]
-    pub remote: crate::cli::RemoteArgs,
+    pub remote: konductor_cli::RemoteArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -49,7 +49,7 @@ pub fn cmd_set_step_state(args: SetStepStateArgs) -> anyhow::Result<i32> {
     let who = Identity::from_env("locomotive");
     let now = konductor_core::time::now();
     let res = {
-        let store = args.remote.open(CacheLocation::Temporary)?;
+        let store = args.remote.open_at(CacheLocation::Temporary)?;
         let opts = SetStateOptions {
             triggering_tag: args.triggering_tag.clone(),
             state,
@@ -60,7 +60,7 @@ pub fn cmd_set_step_state(args: SetStepStateArgs) -> anyhow::Result<i32> {
     };
     writeln!(std::io::stdout().lock(), "{}: {}", res.tag, res.outcome)?;
     if args.tick && state.is_terminal() {
-        let store = args.remote.open(CacheLocation::Auto)?;
+        let store = args.remote.open_at(CacheLocation::Auto)?;
         let train = res.train.parse().ok();
         let opts = TickOptions {
             train,
