@@ -69,7 +69,8 @@ command -v file >/dev/null 2>&1 || apt_install file
 host_arch="$(uname -m)"
 case "$host_arch" in amd64) host_arch=x86_64 ;; arm64) host_arch=aarch64 ;; esac
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
-export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
+# Not exported: only tar reads it.
+epoch="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
 mkdir -p "$DIST"
 log "konductor $version for: $TARGETS"
 
@@ -105,17 +106,21 @@ for target in $TARGETS; do
       *"statically linked"* | *"static-pie linked"*) ;;
       *) die "$out is not statically linked: $desc" ;;
     esac
+    # No program interpreter, no shared library.
+    if command -v readelf >/dev/null 2>&1 && { readelf -d "$out" | grep -q NEEDED || readelf -l "$out" | grep -q INTERP; }; then
+      die "$out needs a dynamic loader or shared libraries: $(readelf -d "$out" | grep NEEDED | tr -s ' ' | head -n3)"
+    fi
     install -m 0755 "$out" "$stage/$bin"
     if [ "$arch" = "$host_arch" ]; then
       strip "$stage/$bin"
       "$stage/$bin" --version >/dev/null || die "$out does not run"
     fi
-    log "$bin ($target): $(file -b "$stage/$bin" | cut -d, -f1-2,5-), $(du -k "$stage/$bin" | cut -f1) KiB"
+    log "$bin ($target): $(grep -Eo 'static(-pie)? linked' <<<"$desc"), $(du -k "$stage/$bin" | cut -f1) KiB"
   done
   cp README.md "$stage/"
   [ ! -f LICENSE ] || cp LICENSE "$stage/"
   archive="$DIST/konductor-$target.tar.gz"
-  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
     -C "$ROOT/target/dist-stage" -cf - "konductor-$target" | gzip -n -9 >"$archive.tmp"
   mv "$archive.tmp" "$archive"
   log "wrote ${archive#"$ROOT"/} ($(du -k "$archive" | cut -f1) KiB)"
