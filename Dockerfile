@@ -8,7 +8,7 @@
 #
 # BuildKit is required (cache mounts).
 
-ARG RUST_VERSION=1.85
+ARG RUST_VERSION=1.89
 ARG DEBIAN_RELEASE=bookworm
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build demo demo-tick test test-deps test-rust test-integrations lint fmt bench bench-verify bench-scale soak soak-cas fuzz clean
+.PHONY: all build demo demo-tick test test-deps test-rust test-integrations lint fmt bench bench-verify bench-scale soak soak-cas fuzz dist clean
 
 all: build
 
@@ -77,6 +77,11 @@ soak-cas:
 ## Fuzz the tag, SDD and signature parsers (nightly + cargo-fuzz); see docs/fuzzing.md.
 fuzz:
 	bash fuzz/run.sh
+
+## Release archives: static (musl) konductor + locomotive for x86_64 and aarch64 Linux,
+## dist/konductor-<target>.tar.gz and dist/SHA256SUMS. DIST_TARGETS picks targets.
+dist:
+	bash scripts/dist.sh
 
 clean:
 	$(CARGO) clean

@@ -5,7 +5,8 @@
 #              orb schema (integrations/schemas/orb.schema.json), pack-orb.py
 #              --check (orb.yml up to date), check_circleci.py (references,
 #              parameters, the tag-filter rule for required jobs)
-#   GitHub     workflows and action: check-jsonschema vendor.github-workflows /
+#   GitHub     workflows (the examples and .github/workflows/release.yml) and
+#              action: check-jsonschema vendor.github-workflows /
 #              vendor.github-actions, zizmor --offline (auditor persona, any
 #              finding fails)
 #   Kubernetes CronJob, RBAC: kubernetes-validate --strict (1.37 and 1.27)
@@ -17,6 +18,10 @@
 #              tags and no state, control or other step's tag
 #   Dockerfile hadolint; shell scripts: shellcheck, and a run of each against
 #              a stub locomotive; YAML: yamllint (duplicate keys, syntax)
+#   Install    scripts/test-install.sh: install.sh, the orb's install command
+#              and the action's install step against a release folder on a
+#              loopback HTTP server (SHA256SUMS, tampered archive, pinned
+#              sha256, self-hosted base URL, architecture)
 #
 # Then the negative checks: every broken copy listed in
 # tests/fixtures/integrations-broken/MANIFEST must be rejected by its
@@ -149,13 +154,17 @@ done
 if out="$(run_validator orb-src "$ORB_SRC" 2>&1)"; then pass "$ORB_SRC (orb-src: packs)"; else fail "$ORB_SRC (orb-src)" "$(summary "$out")"; fi
 for id in orb-packed circleci-schema orb-schema circleci-refs filters yamllint; do expect_pass "$id" "$ORB"; done
 for f in "$ORB_SRC"/@orb.yml "$ORB_SRC"/*/*.yml; do expect_pass yamllint "$f"; done
-for f in "$SCRIPTS_DIR"/*.sh scripts/validate-integrations.sh scripts/test-deps.sh; do expect_pass shellcheck "$f"; done
+for f in "$SCRIPTS_DIR"/*.sh scripts/validate-integrations.sh scripts/test-deps.sh scripts/test-install.sh scripts/dist.sh; do
+  expect_pass shellcheck "$f"
+done
 
 for id in circleci-schema circleci-refs filters yamllint; do expect_pass "$id" examples/circleci/config.yml; done
 
 for f in examples/github/workflows/*.yml; do
   for id in gh-workflow-schema zizmor filters yamllint; do expect_pass "$id" "$f"; done
 done
+# The release workflow: no step tag filters (it runs on version tags).
+for id in gh-workflow-schema zizmor yamllint; do expect_pass "$id" .github/workflows/release.yml; done
 for id in gh-action-schema zizmor yamllint; do expect_pass "$id" integrations/github/action.yml; done
 # The action runs the orb's scripts from the same repository checkout.
 refs_ok=1
@@ -375,50 +384,18 @@ ARG --remote
 ARG git@github.com:example/serving.git
 TOKEN " "$SCRIPTS_DIR/tick.sh" "${CIRCLE[@]}"
 
-# install.sh against a local release tarball (file:// URL).
-mkdir -p "$WORK/release"
-cp "$STUB/locomotive" "$STUB/konductor" "$WORK/release/"
-tar -czf "$WORK/konductor.tar.gz" -C "$WORK" release
-SUM="$(sha256sum "$WORK/konductor.tar.gz" | awk '{print $1}')"
-# install_test LABEL EXPECTED_EXIT PATH INSTALL_DIR [VAR=VALUE...]: runs
-# install.sh; sets INSTALL_OUT; returns 1 (after reporting) on a wrong exit code.
-# Each run gets a fresh BASH_ENV file: bash sources it at startup.
-INSTALL_OUT=""
-install_test() {
-  local label="$1" want_rc="$2" path="$3" dir="$4"
-  shift 4
-  local rc=0
-  : >"$WORK/bash_env"
-  INSTALL_OUT="$(env -i PATH="$path" HOME="$WORK/home" BASH_ENV="$WORK/bash_env" KONDUCTOR_PARAM_INSTALL_DIR="$dir" \
-    "$@" bash "$SCRIPTS_DIR/install.sh" 2>&1)" || rc=$?
-  if [ "$rc" != "$want_rc" ]; then
-    fail "$SCRIPTS_DIR/install.sh ($label)" "exit $rc, expected $want_rc: $(summary "$INSTALL_OUT")"
-    return 1
-  fi
-}
-if install_test "install from tarball" 0 "$BASE_PATH" "$WORK/bin" \
-  KONDUCTOR_PARAM_URL="file://$WORK/konductor.tar.gz" KONDUCTOR_PARAM_SHA256="$SUM"; then
-  if [ -x "$WORK/bin/locomotive" ] && [ -x "$WORK/bin/konductor" ] && grep -q "$WORK/bin" "$WORK/bash_env"; then
-    pass "$SCRIPTS_DIR/install.sh (installs both binaries, verifies SHA-256, extends PATH)"
-  else
-    fail "$SCRIPTS_DIR/install.sh (install from tarball)" "binaries or PATH export missing: $(summary "$INSTALL_OUT")"
-  fi
-fi
-if install_test "wrong SHA-256" 1 "$BASE_PATH" "$WORK/bin2" \
-  KONDUCTOR_PARAM_URL="file://$WORK/konductor.tar.gz" KONDUCTOR_PARAM_SHA256="$(printf '0%.0s' {1..64})"; then
-  if [ ! -e "$WORK/bin2/locomotive" ] && grep -q 'does not match' <<<"$INSTALL_OUT"; then
-    pass "$SCRIPTS_DIR/install.sh (refuses a tarball with the wrong SHA-256)"
-  else
-    fail "$SCRIPTS_DIR/install.sh (wrong SHA-256)" "installed anyway: $(summary "$INSTALL_OUT")"
-  fi
-fi
-if install_test "already installed" 0 "$STUB:$BASE_PATH" "$WORK/bin3" \
-  KONDUCTOR_PARAM_URL="file://$WORK/does-not-exist.tar.gz"; then
-  if [ ! -e "$WORK/bin3/locomotive" ] && grep -q 'already installed' <<<"$INSTALL_OUT"; then
-    pass "$SCRIPTS_DIR/install.sh (skips the download when locomotive is on PATH)"
-  else
-    fail "$SCRIPTS_DIR/install.sh (already installed)" "did not skip: $(summary "$INSTALL_OUT")"
-  fi
+# ------------------------------------------------------------------ the release install
+echo "== install.sh, the orb's install command and the action's install step, over HTTP"
+# Its own ok/FAIL lines count here; a run that ends early counts as one failure.
+install_rc=0
+install_out="$(bash scripts/test-install.sh 2>&1)" || install_rc=$?
+printf '%s\n' "$install_out" | grep -E '^(ok|FAIL) '
+install_pass="$(grep -c '^ok ' <<<"$install_out" || true)"
+install_fail="$(grep -c '^FAIL ' <<<"$install_out" || true)"
+passed=$((passed + install_pass))
+failed=$((failed + install_fail))
+if [ "$install_rc" != 0 ] && [ "$install_fail" = 0 ]; then
+  fail "scripts/test-install.sh" "exit $install_rc: $(summary "$install_out")"
 fi
 
 # ------------------------------------------------------------------ broken copies
@@ -428,7 +405,7 @@ echo "== broken copies ($BROKEN)"
 SHIPPED=(
   "$ORB" "$ORB_SRC" "$SCRIPTS_DIR/set-step-state.sh" examples/circleci/config.yml
   examples/github/workflows/unit-tests.yml examples/github/workflows/konductor-tick.yml
-  integrations/github/action.yml "$ARGO/konductor-tick-cronjob.yaml" "$ARGO/rbac.yaml"
+  integrations/github/action.yml .github/workflows/release.yml "$ARGO/konductor-tick-cronjob.yaml" "$ARGO/rbac.yaml"
   "$ARGO/verify-deployment-workflowtemplate.yaml" "$ARGO/sensor.yaml" "$ARGO/eventsource.yaml"
   "$ARGO/argocd-application-staging.yaml" "$ARGO/argocd-application-production.yaml"
   "$ARGO/argocd-appproject.yaml" Dockerfile

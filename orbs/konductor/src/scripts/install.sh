@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Install locomotive (and konductor) from a Konductor release tarball.
+# Install locomotive and konductor from a Konductor release archive.
 # Shared by the CircleCI orb (konductor/install) and the GitHub Action.
+#
+# A release folder holds one static (musl) archive per architecture,
+# konductor-<arch>-unknown-linux-musl.tar.gz, and SHA256SUMS (`make dist`).
 #
 # Environment:
 #   KONDUCTOR_PARAM_VERSION      release, e.g. 0.1.0 or v0.1.0
-#   KONDUCTOR_PARAM_URL          tarball URL; empty means the GitHub release asset
-#   KONDUCTOR_PARAM_SHA256       expected SHA-256 of the tarball; empty skips the check
+#   KONDUCTOR_PARAM_BASE_URL     release folder; empty means the GitHub release of VERSION,
+#                                https://github.com/konductor/konductor/releases/download/v<version>
+#   KONDUCTOR_PARAM_URL          one archive to install instead (no architecture choice);
+#                                its SHA256SUMS is read from the same folder
+#   KONDUCTOR_PARAM_SHA256       expected SHA-256 of the archive (pinned); empty means the
+#                                archive's line in the folder's SHA256SUMS
 #   KONDUCTOR_PARAM_INSTALL_DIR  target directory (default /usr/local/bin)
-# Does nothing when locomotive is already on PATH.
+# The archive is always verified: a mismatch, a missing SHA256SUMS or a SHA256SUMS
+# without the archive's line installs nothing. Does nothing when locomotive is
+# already on PATH.
 set -euo pipefail
 
 log() { printf 'konductor/install: %s\n' "$*"; }
@@ -20,12 +29,95 @@ fi
 
 version="${KONDUCTOR_PARAM_VERSION:-}"
 version="${version#v}"
+pinned="${KONDUCTOR_PARAM_SHA256:-}"
+pinned="$(printf '%s' "$pinned" | tr 'A-F' 'a-f')"
+if [ -n "$pinned" ] && ! [[ "$pinned" =~ ^[0-9a-f]{64}$ ]]; then
+  die "sha256 \`$pinned\` is not a SHA-256 digest (64 hex digits)"
+fi
+
 url="${KONDUCTOR_PARAM_URL:-}"
 if [ -z "$url" ]; then
-  [ -n "$version" ] || die "give a version or a url"
-  url="https://github.com/konductor/konductor/releases/download/v${version}/konductor-x86_64-unknown-linux-gnu.tar.gz"
+  os="$(uname -s)"
+  [ "$os" = Linux ] || die "Konductor releases are built for Linux, not \`$os\`; use the ghcr.io/konductor/konductor image or build from source"
+  machine="$(uname -m)"
+  case "$machine" in
+    x86_64 | amd64) arch=x86_64 ;;
+    aarch64 | arm64) arch=aarch64 ;;
+    *) die "no Konductor release for architecture \`$machine\` (there are x86_64 and aarch64); build from source" ;;
+  esac
+  base="${KONDUCTOR_PARAM_BASE_URL:-}"
+  if [ -z "$base" ]; then
+    [ -n "$version" ] || die "give a version, a base-url or a url"
+    base="https://github.com/konductor/konductor/releases/download/v${version}"
+  fi
+  url="${base%/}/konductor-${arch}-unknown-linux-musl.tar.gz"
 fi
+name="${url##*/}"
+name="${name%%\?*}"
+sums_url="${url%/*}/SHA256SUMS"
 dir="${KONDUCTOR_PARAM_INSTALL_DIR:-/usr/local/bin}"
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# download URL FILE
+download() {
+  if command -v curl >/dev/null 2>&1; then
+    curl --fail --silent --show-error --location --retry 3 --output "$2" "$1"
+  elif command -v wget >/dev/null 2>&1; then
+    wget --quiet --tries=3 --output-document="$2" "$1"
+  else
+    die "neither curl nor wget is installed"
+  fi
+}
+
+sha256_of() {
+  if command -v sha256sum >/dev/null 2>&1; then
+    sha256sum "$1" | awk '{print $1}'
+  elif command -v shasum >/dev/null 2>&1; then
+    shasum -a 256 "$1" | awk '{print $1}'
+  else
+    die "neither sha256sum nor shasum is installed: cannot verify the download"
+  fi
+}
+
+# Everything is downloaded and checked before anything is installed.
+archive="$tmp/$name"
+log "downloading $url"
+download "$url" "$archive" || die "cannot download \`$url\`"
+
+if [ -n "$pinned" ]; then
+  want="$pinned"
+  what="the pinned sha256"
+else
+  log "downloading $sums_url"
+  download "$sums_url" "$tmp/SHA256SUMS" \
+    || die "cannot download \`$sums_url\`: a release folder needs SHA256SUMS (\`make dist\` writes it), or pin the archive's digest with sha256"
+  # Lines are `<digest>  <file>` (sha256sum; `*<file>` in binary mode).
+  want="$(awk -v n="$name" '$2 == n || $2 == "*" n {print tolower($1)}' "$tmp/SHA256SUMS")"
+  case "$(printf '%s' "$want" | grep -c .)" in
+    1) ;;
+    0) die "\`$sums_url\` has no line for \`$name\`" ;;
+    *) die "\`$sums_url\` has more than one line for \`$name\`" ;;
+  esac
+  [[ "$want" =~ ^[0-9a-f]{64}$ ]] || die "\`$sums_url\` gives \`$want\` for \`$name\`, not a SHA-256 digest"
+  what="SHA256SUMS"
+fi
+got="$(sha256_of "$archive")"
+if [ "$got" != "$want" ]; then
+  die "SHA-256 of \`$url\` is $got, but $what says $want: refusing to install it"
+fi
+log "SHA-256 verified against $what ($got)"
+
+mkdir "$tmp/x"
+tar -xzf "$archive" -C "$tmp/x" || die "\`$url\` is not a gzip tar archive"
+srcs=()
+for bin in locomotive konductor; do
+  # The binaries may sit at the top of the archive or in one directory.
+  src="$(find "$tmp/x" -type f -name "$bin" -print -quit)"
+  [ -n "$src" ] || die "the archive \`$name\` holds no $bin binary"
+  srcs+=("$src")
+done
 
 # Install into $dir directly, with sudo, or else into ~/.local/bin.
 sudo_cmd=()
@@ -39,36 +131,11 @@ if ! { mkdir -p "$dir" 2>/dev/null && [ -w "$dir" ]; }; then
     mkdir -p "$dir"
   fi
 fi
-
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-archive="$tmp/konductor.tar.gz"
-
-log "downloading $url"
-if command -v curl >/dev/null 2>&1; then
-  curl --fail --silent --show-error --location --retry 3 --output "$archive" "$url"
-elif command -v wget >/dev/null 2>&1; then
-  wget --quiet --tries=3 --output-document="$archive" "$url"
-else
-  die "neither curl nor wget is installed"
-fi
-
-if [ -n "${KONDUCTOR_PARAM_SHA256:-}" ]; then
-  printf '%s  %s\n' "$KONDUCTOR_PARAM_SHA256" "$archive" | sha256sum --check --status \
-    || die "SHA-256 of $url does not match $KONDUCTOR_PARAM_SHA256"
-  log "SHA-256 verified"
-fi
-
-mkdir "$tmp/x"
-tar -xzf "$archive" -C "$tmp/x"
-for bin in locomotive konductor; do
-  # The binaries may sit at the top of the tarball or in one directory.
-  src="$(find "$tmp/x" -type f -name "$bin" -print -quit)"
-  if [ -z "$src" ]; then
-    [ "$bin" = konductor ] && continue
-    die "the tarball holds no $bin binary"
-  fi
-  "${sudo_cmd[@]}" install -m 0755 "$src" "$dir/$bin"
+for src in "${srcs[@]}"; do
+  bin="$(basename "$src")"
+  # Copy next to the target, then rename: no half-written binary on PATH.
+  "${sudo_cmd[@]}" install -m 0755 "$src" "$dir/.$bin.konductor-install"
+  "${sudo_cmd[@]}" mv -f "$dir/.$bin.konductor-install" "$dir/$bin"
   log "installed $dir/$bin"
 done
 
