@@ -1296,6 +1296,8 @@ fn status_line(t: &TrainReport, s: &StepReport, now: i64) -> String {
         (_, StepState::Success) => format!("✓ success{}", run(s.duration_secs)),
         (_, StepState::Failure) => format!("✗ failed{}", run(s.duration_secs)),
         (_, StepState::Skipped) => "skipped".into(),
+        (_, StepState::Superseded) => "⤳ superseded".into(),
+        (_, StepState::Waiting) => "⏸ waiting".into(),
     }
 }
 
@@ -1863,6 +1865,7 @@ complete-deploy:
             let ctx = PlanContext {
                 now: NOW,
                 conditions,
+                environments: None,
             };
             let p = plan(&sdd, &target, &obs, &ctx);
             TrainReport::new(&Planned { obs, sdd, plan: p })

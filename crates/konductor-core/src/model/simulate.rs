@@ -99,6 +99,7 @@ pub fn simulate(sdd: &Sdd, opts: &SimOptions) -> Result<Simulation, String> {
         taken: BTreeMap::new(),
         unblocked: BTreeMap::new(),
         skipped: BTreeMap::new(),
+        superseded: BTreeMap::new(),
         cancelled: None,
         warnings: vec![],
     };
@@ -140,6 +141,7 @@ pub fn simulate(sdd: &Sdd, opts: &SimOptions) -> Result<Simulation, String> {
         let ctx = PlanContext {
             now,
             conditions: conditions.clone(),
+            environments: None,
         };
         let mut waiting = Vec::new();
         while let Some(i) = dirty.pop_first() {
@@ -150,7 +152,7 @@ pub fn simulate(sdd: &Sdd, opts: &SimOptions) -> Result<Simulation, String> {
                     (&p.view, p.failed_upstream.as_ref())
                 })
                 .collect();
-            let sp = plan_step(closure[i], target, &deps, &obs, &ctx);
+            let sp = plan_step(closure[i], target, &deps, &obs, &ctx, &[]);
             let changed = planned[i]
                 .as_ref()
                 .is_none_or(|old| old.view != sp.view || old.failed_upstream != sp.failed_upstream);
@@ -252,6 +254,7 @@ mod tests {
             taken: BTreeMap::new(),
             unblocked: BTreeMap::new(),
             skipped: BTreeMap::new(),
+            superseded: BTreeMap::new(),
             cancelled: None,
             warnings: vec![],
         };
@@ -268,6 +271,7 @@ mod tests {
             let ctx = PlanContext {
                 now,
                 conditions: conditions.clone(),
+                environments: None,
             };
             let p = plan(sdd, &opts.target, &obs, &ctx);
             let mut t = SimTick {

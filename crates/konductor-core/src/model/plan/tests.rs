@@ -30,6 +30,7 @@ fn empty() -> Observed {
         taken: BTreeMap::new(),
         unblocked: BTreeMap::new(),
         skipped: BTreeMap::new(),
+        superseded: BTreeMap::new(),
         cancelled: None,
         warnings: vec![],
     }
@@ -51,6 +52,7 @@ fn ctx(now: i64) -> PlanContext {
     PlanContext {
         now,
         conditions: BTreeMap::new(),
+        environments: None,
     }
 }
 
