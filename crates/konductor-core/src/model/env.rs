@@ -172,6 +172,59 @@ impl EnvFacts {
 /// The facts of every environment, by name.
 pub type Environments = BTreeMap<String, EnvFacts>;
 
+/// One claim tag as a reader found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenClaim {
+    /// The turn.
+    pub turn: u32,
+    /// The train its message names, when the claim is trusted (signed when signatures are
+    /// required, on that train's commit when the reader knows it); `None` otherwise: it
+    /// still takes its number.
+    pub train: Option<TrainId>,
+}
+
+/// Where one train stands with one environment, from its own tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeenTrain {
+    /// Ready, deploying or deployed; `None` for none of these (not ready yet, finished
+    /// with a failure, superseded, cancelled).
+    pub phase: Option<EnvPhase>,
+    /// Whether its deploy step was ever triggered.
+    pub tried: bool,
+}
+
+/// The facts of one environment from its claims and the trains a reader sees: the one
+/// function every reader computes them with, so that all agree on the same tags.
+pub fn combine(claims: &[SeenClaim], trains: &BTreeMap<TrainId, SeenTrain>) -> EnvFacts {
+    let mut facts = EnvFacts::default();
+    let top = claims.iter().map(|c| c.turn).max().unwrap_or(0);
+    facts.next_turn = top.saturating_add(1);
+    facts.holder = claims
+        .iter()
+        .filter_map(|c| c.train.map(|t| (c.turn, t)))
+        .max()
+        .map(|(_, t)| t);
+    facts.high_water = claims.iter().filter_map(|c| c.train).max();
+    for (&t, s) in trains {
+        if s.tried {
+            facts.high_water = facts.high_water.max(Some(t));
+        }
+        // A holder that claimed and has not triggered yet is deploying: its next tick
+        // triggers.
+        let phase = match s.phase {
+            Some(EnvPhase::Ready) if facts.holder == Some(t) => Some(EnvPhase::Deploying),
+            p => p,
+        };
+        if let Some(p) = phase {
+            facts.trains.insert(t, p);
+            if p == EnvPhase::Deploying {
+                facts.deploying = facts.deploying.max(Some(t));
+            }
+        }
+    }
+    facts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

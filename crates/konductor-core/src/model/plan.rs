@@ -639,7 +639,11 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
                 .expect("every closure step has a view")
         })
         .collect();
-    let state = train_state(target, obs, &steps, !actions.is_empty());
+    // Recording a superseded step changes nothing: it does not keep a train running.
+    let moving = actions
+        .iter()
+        .any(|a| !matches!(a, Action::Supersede { .. }));
+    let state = train_state(target, obs, &steps, moving);
     if state == TrainState::Cancelled {
         actions.clear();
     }
@@ -732,6 +736,62 @@ pub fn decide(
         return EnvDecision::NoTurnLeft;
     }
     EnvDecision::Go { turn }
+}
+
+/// Where a train stands with each environment of its graph (`target`'s closure), from its
+/// own tags: what every reader feeds into [`crate::model::env::combine`]. The deploy step
+/// is planned as if environments were not tracked: a trigger that plan would make is a
+/// train ready to deploy. Undecided conditions count as changed. A cancelled train stands
+/// nowhere.
+pub fn standing(
+    sdd: &Sdd,
+    target: &str,
+    obs: &Observed,
+    now: i64,
+) -> BTreeMap<String, crate::model::env::SeenTrain> {
+    use crate::model::env::SeenTrain;
+    let mut out = BTreeMap::new();
+    if obs.cancelled.is_some() {
+        return out;
+    }
+    let conditions = sdd
+        .steps()
+        .iter()
+        .filter(|s| !s.if_changed.is_empty())
+        .map(|s| (s.name.clone(), (true, String::new())))
+        .collect();
+    let ctx = PlanContext {
+        now,
+        conditions,
+        environments: None,
+    };
+    let p = plan(sdd, target, obs, &ctx);
+    for (env, step) in sdd.environments() {
+        let Some(v) = p.step(&step.name) else {
+            continue;
+        };
+        let tried = obs.attempts.get(&step.name).is_some_and(|a| !a.is_empty());
+        let triggers = |ready: bool| {
+            p.actions.iter().any(|a| {
+                matches!(a, Action::Trigger { step: s, reason, .. }
+                    if *s == step.name && (*reason == TriggerReason::Ready) == ready)
+            })
+        };
+        let phase = if tried {
+            match v.state {
+                StepState::Success => Some(EnvPhase::Deployed),
+                StepState::Triggered | StepState::Started => Some(EnvPhase::Deploying),
+                StepState::Failure if triggers(false) => Some(EnvPhase::Deploying),
+                _ => None,
+            }
+        } else if !obs.superseded.contains_key(&step.name) && triggers(true) {
+            Some(EnvPhase::Ready)
+        } else {
+            None
+        };
+        out.insert(env.to_string(), SeenTrain { phase, tried });
+    }
+    out
 }
 
 /// The `if_changed` decision for a step whose dependencies are done and that has no
@@ -928,5 +988,7 @@ pub fn same_identity(a: &str, b: &str) -> bool {
     a.trim() == b.trim() || email(a).eq_ignore_ascii_case(email(b))
 }
 
+#[cfg(test)]
+mod env_tests;
 #[cfg(test)]
 mod tests;

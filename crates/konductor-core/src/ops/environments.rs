@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Result;
 use crate::git::store::Store;
-use crate::model::env::{Claim, EnvFacts, EnvPhase, Environments};
-use crate::model::plan::{plan, Action, PlanContext, StepState, TriggerReason};
+use crate::model::env::{combine, Claim, Environments, SeenClaim, SeenTrain};
+use crate::model::plan::standing;
 use crate::model::sdd::Sdd;
 use crate::model::tag::TrainId;
 use crate::model::train::{message_field, Observed};
@@ -25,8 +25,7 @@ use super::*;
 /// deploy step stands.
 struct Seen {
     commit: String,
-    /// environment → (phase, whether any attempt of the deploy step exists)
-    envs: BTreeMap<String, (Option<EnvPhase>, bool)>,
+    envs: BTreeMap<String, SeenTrain>,
 }
 
 /// Where train `t` stands with each environment of its graph, or `None` when it cannot
@@ -40,49 +39,7 @@ fn see(store: &Store, t: TrainId, sdd: Option<&Sdd>, now: i64) -> Option<Seen> {
         commit: obs.commit.clone(),
         envs: BTreeMap::new(),
     };
-    if obs.cancelled.is_some() {
-        return Some(out);
-    }
-    // The deploy step as the planner sees it without environments: a trigger it would make
-    // is a train ready to deploy. Undecided conditions count as changed, as in
-    // `last_reached`.
-    let conditions = sdd
-        .steps()
-        .iter()
-        .filter(|s| !s.if_changed.is_empty())
-        .map(|s| (s.name.clone(), (true, String::new())))
-        .collect();
-    let ctx = PlanContext {
-        now,
-        conditions,
-        environments: None,
-    };
-    let p = plan(&sdd, &target, &obs, &ctx);
-    for (env, step) in sdd.environments() {
-        let Some(v) = p.step(&step.name) else {
-            continue;
-        };
-        let tried = obs.attempts.get(&step.name).is_some_and(|a| !a.is_empty());
-        let triggers = |ready: bool| {
-            p.actions.iter().any(|a| {
-                matches!(a, Action::Trigger { step: s, reason, .. }
-                    if *s == step.name && (*reason == TriggerReason::Ready) == ready)
-            })
-        };
-        let phase = if tried {
-            match v.state {
-                StepState::Success => Some(EnvPhase::Deployed),
-                StepState::Triggered | StepState::Started => Some(EnvPhase::Deploying),
-                StepState::Failure if triggers(false) => Some(EnvPhase::Deploying),
-                _ => None,
-            }
-        } else if !obs.superseded.contains_key(&step.name) && triggers(true) {
-            Some(EnvPhase::Ready)
-        } else {
-            None
-        };
-        out.envs.insert(env.to_string(), (phase, tried));
-    }
+    out.envs = standing(&sdd, &target, &obs, now);
     Some(out)
 }
 
@@ -112,66 +69,40 @@ pub fn environments(
     )?;
     let mut out = Environments::new();
     for env in names {
-        let mut facts = EnvFacts::default();
-        // Claims: every number counts for the next turn; only trusted ones hold.
-        let mut holder: Option<(u32, TrainId)> = None;
-        let mut top = 0u32;
+        let mut claims = Vec::new();
         for r in store.tag_records(&Claim::glob(&env))? {
-            let Some(c) = Claim::parse(&r.name) else {
+            let Some(c) = Claim::parse(&r.name).filter(|c| c.env == env) else {
                 continue;
             };
-            if c.env != env {
-                continue;
-            }
-            top = top.max(c.turn);
-            if store.requires_signatures() && r.signer.is_none() {
-                continue;
-            }
-            let Some(t) = message_field(&r.message, "train").and_then(|v| v.parse().ok()) else {
-                continue;
-            };
-            // A claim must sit on its train's commit (when the train is known here).
-            if let Some(s) = seen.get(&t) {
-                if s.commit != r.commit {
-                    continue;
-                }
-            }
-            facts.high_water = facts.high_water.max(Some(t));
-            if holder.is_none_or(|(k, _)| c.turn > k) {
-                holder = Some((c.turn, t));
-            }
+            let trusted = !store.requires_signatures() || r.signer.is_some();
+            let train = message_field(&r.message, "train")
+                .and_then(|v| v.parse::<TrainId>().ok())
+                .filter(|_| trusted)
+                // A claim must sit on its train's commit (when the train is known here).
+                .filter(|t| seen.get(t).is_none_or(|s| s.commit == r.commit));
+            claims.push(SeenClaim {
+                turn: c.turn,
+                train,
+            });
         }
-        facts.next_turn = top.saturating_add(1);
-        facts.holder = holder.map(|(_, t)| t);
         // The holder may be a train this reader does not follow: read it.
-        if let Some(h) = facts.holder.filter(|h| !seen.contains_key(h)) {
+        let holder = claims
+            .iter()
+            .filter_map(|c| c.train.map(|t| (c.turn, t)))
+            .max()
+            .map(|(_, t)| t);
+        if let Some(h) = holder.filter(|h| !seen.contains_key(h)) {
             if refresh_train(store, h).is_ok() {
                 if let Some(s) = see(store, h, sdd, now) {
                     seen.insert(h, s);
                 }
             }
         }
-        for (&t, s) in &seen {
-            let Some(&(phase, tried)) = s.envs.get(&env) else {
-                continue;
-            };
-            if tried {
-                facts.high_water = facts.high_water.max(Some(t));
-            }
-            // A holder that claimed and has not triggered yet is deploying: its next tick
-            // triggers.
-            let phase = match phase {
-                Some(EnvPhase::Ready) if facts.holder == Some(t) => Some(EnvPhase::Deploying),
-                p => p,
-            };
-            if let Some(p) = phase {
-                facts.trains.insert(t, p);
-                if p == EnvPhase::Deploying {
-                    facts.deploying = facts.deploying.max(Some(t));
-                }
-            }
-        }
-        out.insert(env, facts);
+        let trains: BTreeMap<TrainId, SeenTrain> = seen
+            .iter()
+            .filter_map(|(t, s)| s.envs.get(&env).map(|e| (*t, *e)))
+            .collect();
+        out.insert(env, combine(&claims, &trains));
     }
     Ok(out)
 }
