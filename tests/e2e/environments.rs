@@ -26,7 +26,12 @@ fn drive(env: &Env, train: &str, hold: &[&str]) {
                 continue;
             }
             let step = tag.split('=').nth(2).unwrap().split('.').next().unwrap();
-            if hold.contains(&step) || env.tags(train).iter().any(|x| x.starts_with(&format!("{tag}="))) {
+            if hold.contains(&step)
+                || env
+                    .tags(train)
+                    .iter()
+                    .any(|x| x.starts_with(&format!("{tag}=")))
+            {
                 continue;
             }
             env.report(&tag, "started").ok();
@@ -65,13 +70,24 @@ fn an_older_train_is_superseded_at_staging_once_a_newer_one_deployed() {
     assert_eq!(d["reason"], "superseded: 2.0 deployed to `staging`");
     assert_eq!(step_of(&s, "verify_staging")["state"], "superseded");
     let tags = env.tags(&t1);
-    assert!(tags.contains(&"release=1.0=deploy_staging=superseded".to_string()), "{tags:?}");
-    assert!(!tags.iter().any(|t| t.starts_with("release=1.0=deploy_staging.")), "{tags:?}");
+    assert!(
+        tags.contains(&"release=1.0=deploy_staging=superseded".to_string()),
+        "{tags:?}"
+    );
+    assert!(
+        !tags
+            .iter()
+            .any(|t| t.starts_with("release=1.0=deploy_staging.")),
+        "{tags:?}"
+    );
     assert_eq!(claims(&env, "staging"), ["env=staging.1"]);
     let log = env.k(&["log", "--train", &t1]).ok();
     assert!(log.contains("superseded"), "{log}");
     let text = env.k(&["status", "--train", &t1]).ok();
-    assert!(text.contains("superseded: 2.0 deployed to `staging`"), "{text}");
+    assert!(
+        text.contains("superseded: 2.0 deployed to `staging`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -99,7 +115,10 @@ fn a_ready_train_waits_while_another_deploys_then_the_newest_goes() {
     assert!(!out.contains("release=2.0=deploy_staging.1"), "{out}");
     env.k(&["tick"]).ok();
     assert_eq!(env.status(&t2)["state"], "superseded");
-    assert!(!env.tags(&t2).iter().any(|t| t.starts_with("release=2.0=deploy_staging.")));
+    assert!(!env
+        .tags(&t2)
+        .iter()
+        .any(|t| t.starts_with("release=2.0=deploy_staging.")));
     assert_eq!(claims(&env, "staging"), ["env=staging.1", "env=staging.2"]);
 }
 
@@ -183,18 +202,28 @@ fn racing_ticks_over_many_trains_deploy_once_in_order_one_at_a_time() {
         let mut done = BTreeSet::new();
         for _ in 0..600 {
             let all = env.server.tags();
-            for tag in all.iter().filter(|t| t.starts_with("release=") && t.matches('=').count() == 2 && !t.ends_with("=superseded")) {
+            for tag in all.iter().filter(|t| {
+                t.starts_with("release=")
+                    && t.matches('=').count() == 2
+                    && !t.ends_with("=superseded")
+            }) {
                 if done.insert(tag.clone()) {
-                    rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    let fail = tag.contains("deploy") && (rng >> 33) % 3 == 0;
+                    rng = rng
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let fail = tag.contains("deploy") && (rng >> 33).is_multiple_of(3);
                     env.report(tag, "started").ok();
-                    env.report(tag, if fail { "failure" } else { "success" }).ok();
+                    env.report(tag, if fail { "failure" } else { "success" })
+                        .ok();
                 }
             }
             let st: serde_json::Value =
                 serde_json::from_str(&env.k(&["status", "--json"]).ok()).unwrap();
             let finished = st["trains"].as_array().unwrap().iter().all(|t| {
-                matches!(t["state"].as_str(), Some("succeeded" | "failed" | "superseded"))
+                matches!(
+                    t["state"].as_str(),
+                    Some("succeeded" | "failed" | "superseded")
+                )
             });
             if finished && st["trains"].as_array().unwrap().len() == TRAINS as usize {
                 break;
@@ -206,7 +235,10 @@ fn racing_ticks_over_many_trains_deploy_once_in_order_one_at_a_time() {
     let all = env.server.tags();
     // No deploy triggered twice (no retries in the graph, so job 1 only).
     for tag in &all {
-        if tag.contains("=deploy_") && tag.matches('=').count() == 2 && !tag.ends_with("=superseded") {
+        if tag.contains("=deploy_")
+            && tag.matches('=').count() == 2
+            && !tag.ends_with("=superseded")
+        {
             assert!(tag.ends_with(".1"), "a second deploy trigger: {tag}");
         }
     }
@@ -216,17 +248,32 @@ fn racing_ticks_over_many_trains_deploy_once_in_order_one_at_a_time() {
             .iter()
             .map(|c| {
                 let msg = env.server.git(&["tag", "-l", "--format=%(contents)", c]);
-                let t = msg.lines().find_map(|l| l.strip_prefix("train: ")).unwrap().trim().to_string();
+                let t = msg
+                    .lines()
+                    .find_map(|l| l.strip_prefix("train: "))
+                    .unwrap()
+                    .trim()
+                    .to_string();
                 let (n, p) = t.split_once('.').unwrap();
                 (n.parse().unwrap(), p.parse().unwrap())
             })
             .collect();
-        assert!(holders.windows(2).all(|w| w[0] < w[1]), "{e} went backwards: {holders:?}");
+        assert!(
+            holders.windows(2).all(|w| w[0] < w[1]),
+            "{e} went backwards: {holders:?}"
+        );
         // Every deploy trigger has a claim of its train.
         for tag in all.iter().filter(|t| t.ends_with(&format!("={step}.1"))) {
-            let t = tag.trim_start_matches("release=").split('=').next().unwrap();
+            let t = tag
+                .trim_start_matches("release=")
+                .split('=')
+                .next()
+                .unwrap();
             let (n, p) = t.split_once('.').unwrap();
-            assert!(holders.contains(&(n.parse().unwrap(), p.parse().unwrap())), "{tag} without a claim");
+            assert!(
+                holders.contains(&(n.parse().unwrap(), p.parse().unwrap())),
+                "{tag} without a claim"
+            );
         }
     }
     // The final states, as the tags say they must be.
