@@ -119,6 +119,7 @@ fn kind_of(tag: &str) -> &'static str {
         Ok(Some(Tag::Rerun(..))) => "rerun",
         Ok(Some(Tag::Step(_, _, StepVerb::Unblocked))) => "unblocked",
         Ok(Some(Tag::Step(_, _, StepVerb::Skipped))) => "skipped",
+        Ok(Some(Tag::Step(_, _, StepVerb::Superseded))) => "superseded",
         Ok(Some(Tag::Cancelled(_))) => "cancelled",
         Ok(None) => "not a konductor tag",
         Err(_) => "malformed",
@@ -134,6 +135,7 @@ fn tag_examples_parse_to_their_kind() {
         "rerun",
         "unblocked",
         "skipped",
+        "superseded",
         "cancelled",
         "malformed",
     ];

@@ -11,6 +11,7 @@ mod cli;
 mod deploy;
 mod docs;
 mod doctor;
+mod environments;
 mod faults;
 mod free_text;
 mod gc;

@@ -26,7 +26,8 @@ fn step_color(s: StepState) -> &'static str {
         StepState::Failure => "31",
         StepState::Blocked => "33",
         StepState::Started | StepState::Triggered => "36",
-        StepState::Skipped => "2",
+        StepState::Skipped | StepState::Superseded => "2",
+        StepState::Waiting => "35",
         StepState::Pending => "0",
     }
 }
@@ -37,7 +38,7 @@ fn train_color(s: TrainState) -> &'static str {
         TrainState::Failed => "31",
         TrainState::Blocked => "33",
         TrainState::Running => "36",
-        TrainState::Cancelled => "2",
+        TrainState::Cancelled | TrainState::Superseded => "2",
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`tag`][]: the tag grammar: parse and format every tag name;
 //! - [`sdd`][]: `sdd.yaml`: parse, validate, targets, order;
+//! - [`env`][]: environments: names, deploy tags, claim tags, the facts about other trains;
 //! - [`changes`][]: `if_changed` globs;
 //! - [`train`][]: one train's tag records turned into observed facts (the trust rules);
 //! - [`plan`][]: the planner, a pure function from graph, facts and clock to actions;
@@ -12,6 +13,7 @@
 //! the planner needs from git is asked for with an action (`Evaluate`), never fetched.
 
 pub mod changes;
+pub mod env;
 pub mod plan;
 pub mod sdd;
 pub mod simulate;

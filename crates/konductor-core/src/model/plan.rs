@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::model::env::{Claim, EnvFacts, EnvPhase, Environments, MAX_CLAIM};
 use crate::model::sdd::{format_duration, Sdd, DEFAULT_TRIGGER_RETRIES};
 use crate::model::tag::{JobState, StepVerb, Tag, TrainId, Trigger, MAX_JOB};
 use crate::model::train::{Attempt, Event, Observed, SHOWN_PER_KIND};
@@ -88,6 +89,24 @@ pub enum Action {
         /// Step.
         step: String,
     },
+    /// Claim the next turn of an environment for this train's deploy step
+    /// (`env=<environment>.<turn>`). The trigger planned after it is pushed only if this
+    /// push created the claim.
+    Claim {
+        /// The deploy step.
+        step: String,
+        /// The environment.
+        environment: String,
+        /// The turn.
+        turn: u32,
+    },
+    /// Record that a deploy step is superseded: a newer train has its environment.
+    Supersede {
+        /// Step.
+        step: String,
+        /// Why, for the tag message.
+        reason: String,
+    },
 }
 
 impl Action {
@@ -101,7 +120,27 @@ impl Action {
                 step, job, rerun, ..
             } => Some(Trigger::new(train, step, *job).run_state_tag(*rerun, JobState::Timeout)),
             Action::Skip { step, .. } => Some(Tag::Step(train, step.clone(), StepVerb::Skipped)),
-            Action::Evaluate { .. } => None,
+            Action::Supersede { step, .. } => {
+                Some(Tag::Step(train, step.clone(), StepVerb::Superseded))
+            }
+            Action::Evaluate { .. } | Action::Claim { .. } => None,
+        }
+    }
+
+    /// The name of the tag this action creates, if any: a `release=` tag, or for
+    /// [`Action::Claim`] the claim tag `env=<environment>.<turn>`.
+    pub fn tag_name(&self, train: TrainId) -> Option<String> {
+        match self {
+            Action::Claim {
+                environment, turn, ..
+            } => Some(
+                Claim {
+                    env: environment.clone(),
+                    turn: *turn,
+                }
+                .to_string(),
+            ),
+            _ => self.tag(train).map(|t| t.to_string()),
         }
     }
 
@@ -112,10 +151,33 @@ impl Action {
                 "trigger `{step}` attempt {job}\n\nreason: {}\n",
                 reason.describe()
             ),
-            Action::Timeout { reason, .. } | Action::Skip { reason, .. } => {
+            Action::Timeout { reason, .. }
+            | Action::Skip { reason, .. }
+            | Action::Supersede { reason, .. } => {
                 format!("{reason}\n")
             }
             Action::Evaluate { step } => format!("evaluate `{step}`"),
+            Action::Claim {
+                step,
+                environment,
+                turn,
+            } => format!("claim `{environment}` turn {turn} for `{step}`\n\nstep: {step}\n"),
+        }
+    }
+
+    /// The tag message for this action of `train` (the claim names the train it is for).
+    pub fn message_for(&self, train: TrainId) -> String {
+        match self {
+            Action::Claim {
+                step,
+                environment,
+                turn,
+            } => Claim {
+                env: environment.clone(),
+                turn: *turn,
+            }
+            .message(train, step),
+            _ => self.message(),
         }
     }
 
@@ -125,6 +187,8 @@ impl Action {
             Action::Trigger { step, .. }
             | Action::Timeout { step, .. }
             | Action::Skip { step, .. }
+            | Action::Supersede { step, .. }
+            | Action::Claim { step, .. }
             | Action::Evaluate { step } => step,
         }
     }
@@ -148,6 +212,12 @@ pub enum StepState {
     Blocked,
     /// Condition not met: counts as done.
     Skipped,
+    /// An environment's deploy step that will never run because a newer train has the
+    /// environment, or a step that needs such a step.
+    Superseded,
+    /// A deploy step ready to go while its environment is busy, or while a newer train is
+    /// about to take it. Not recorded: the next tick decides again.
+    Waiting,
 }
 
 impl StepState {
@@ -166,6 +236,8 @@ impl StepState {
             StepState::Failure => "failure",
             StepState::Blocked => "blocked",
             StepState::Skipped => "skipped",
+            StepState::Superseded => "superseded",
+            StepState::Waiting => "waiting",
         }
     }
 }
@@ -198,6 +270,9 @@ pub enum TrainState {
     Blocked,
     /// Cancelled with `konductor cancel`.
     Cancelled,
+    /// A newer train took an environment this train needed: its deploy step there is
+    /// superseded, and nothing else is moving.
+    Superseded,
 }
 
 impl TrainState {
@@ -209,12 +284,16 @@ impl TrainState {
             TrainState::Failed => "failed",
             TrainState::Blocked => "blocked",
             TrainState::Cancelled => "cancelled",
+            TrainState::Superseded => "superseded",
         }
     }
 
     /// Whether ticks have nothing more to do for it (until someone acts).
     pub fn is_finished(self) -> bool {
-        matches!(self, TrainState::Succeeded | TrainState::Cancelled)
+        matches!(
+            self,
+            TrainState::Succeeded | TrainState::Cancelled | TrainState::Superseded
+        )
     }
 }
 
@@ -262,6 +341,10 @@ pub struct PlanContext {
     pub now: i64,
     /// Evaluated `if_changed` conditions: step → (changed?, explanation).
     pub conditions: BTreeMap<String, (bool, String)>,
+    /// The facts about other trains in each environment, as every reader computes them
+    /// (`crate::ops::environments`). `None`: environments are not tracked (`simulate`,
+    /// and what-if plans); deploy steps are then triggered like any job.
+    pub environments: Option<Environments>,
 }
 
 /// What planning one step gives.
@@ -289,6 +372,7 @@ pub(crate) fn plan_step(
     deps: &[(&StepView, Option<&String>)],
     obs: &Observed,
     ctx: &PlanContext,
+    later_envs: &[&str],
 ) -> StepPlan {
     let mut out = StepPlan {
         view: StepView {
@@ -338,6 +422,12 @@ pub(crate) fn plan_step(
             view.state = StepState::Blocked;
             view.reason = Some(format!("upstream `{f}` failed"));
             out.failed_upstream = Some(f);
+        } else if let Some((d, _)) = deps.iter().find(|(d, _)| d.state == StepState::Superseded) {
+            view.state = StepState::Superseded;
+            view.reason = Some(match d.reason.as_deref() {
+                Some(r) if r.starts_with("upstream `") => r.to_string(),
+                _ => format!("upstream `{}` superseded", d.name),
+            });
         }
         let premature = attempts.is_some_and(|a| !a.is_empty())
             || obs.unblocked.contains_key(name)
@@ -390,11 +480,70 @@ pub(crate) fn plan_step(
                 view.state = StepState::Skipped;
                 view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
             } else if let Some(atts) = attempts.filter(|a| !a.is_empty()) {
+                if obs.superseded.contains_key(name) {
+                    out.warnings.push(format!(
+                        "`{name}` was triggered and also recorded superseded; its attempts count"
+                    ));
+                }
                 let next = next_job(obs, name);
                 job_state(step, atts, next, ctx, &mut view, &mut out.actions);
+            } else if let Some(ev) = obs.superseded.get(name) {
+                view.state = StepState::Superseded;
+                view.reason = Some(ev.message.lines().next().unwrap_or("").to_string());
             } else if let Some(a) = condition(step, ctx, &mut out.actions) {
                 view.state = a.0;
                 view.reason = a.1;
+            } else if let (Some(env), Some(envs)) = (&step.environment, &ctx.environments) {
+                let none = EnvFacts::default();
+                let facts = envs.get(env).unwrap_or(&none);
+                let later: Vec<(&str, &EnvFacts)> = later_envs
+                    .iter()
+                    .map(|e| (*e, envs.get(*e).unwrap_or(&none)))
+                    .collect();
+                match decide(obs.train, env, facts, &later) {
+                    EnvDecision::Go { turn } => match next_job(obs, name) {
+                        Some(job) => {
+                            view.reason = Some(format!("claiming `{env}` (turn {turn})"));
+                            out.actions.push(Action::Claim {
+                                step: name.to_string(),
+                                environment: env.clone(),
+                                turn,
+                            });
+                            out.actions.push(Action::Trigger {
+                                step: name.to_string(),
+                                job,
+                                reason: TriggerReason::Ready,
+                            });
+                        }
+                        None => no_job_left(&mut view),
+                    },
+                    EnvDecision::Holds => match next_job(obs, name) {
+                        Some(job) => out.actions.push(Action::Trigger {
+                            step: name.to_string(),
+                            job,
+                            reason: TriggerReason::Ready,
+                        }),
+                        None => no_job_left(&mut view),
+                    },
+                    EnvDecision::Wait(why) => {
+                        view.state = StepState::Waiting;
+                        view.reason = Some(why);
+                    }
+                    EnvDecision::Supersede(why) => {
+                        view.state = StepState::Superseded;
+                        view.reason = Some(why.clone());
+                        out.actions.push(Action::Supersede {
+                            step: name.to_string(),
+                            reason: why,
+                        });
+                    }
+                    EnvDecision::NoTurnLeft => {
+                        view.state = StepState::Failure;
+                        view.reason = Some(format!(
+                            "no claim number left: a claim of `{env}` uses {MAX_CLAIM}, the largest the tag protocol allows"
+                        ));
+                    }
+                }
             } else {
                 match next_job(obs, name) {
                     Some(job) => out.actions.push(Action::Trigger {
@@ -431,6 +580,8 @@ pub(crate) fn train_state(
         TrainState::Running
     } else if steps.iter().any(|s| s.state == StepState::Failure) {
         TrainState::Failed
+    } else if steps.iter().any(|s| s.state == StepState::Superseded) {
+        TrainState::Superseded
     } else if steps
         .iter()
         .any(|s| s.kind == StepKind::Manual && s.state == StepState::Blocked)
@@ -456,7 +607,8 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
             .iter()
             .map(|d| (&views[d.as_str()], failed_upstream.get(d.as_str())))
             .collect();
-        let sp = plan_step(step, target, &deps, obs, ctx);
+        let later = later_environments(sdd, &closure, step);
+        let sp = plan_step(step, target, &deps, obs, ctx, &later);
         if sp.premature {
             premature_steps += 1;
             if premature_steps <= SHOWN_PER_KIND {
@@ -487,7 +639,11 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
                 .expect("every closure step has a view")
         })
         .collect();
-    let state = train_state(target, obs, &steps, !actions.is_empty());
+    // Recording a superseded step changes nothing: it does not keep a train running.
+    let moving = actions
+        .iter()
+        .any(|a| !matches!(a, Action::Supersede { .. }));
+    let state = train_state(target, obs, &steps, moving);
     if state == TrainState::Cancelled {
         actions.clear();
     }
@@ -498,6 +654,144 @@ pub fn plan(sdd: &Sdd, target: &str, obs: &Observed, ctx: &PlanContext) -> Plan 
         state,
         warnings,
     }
+}
+
+/// The environments whose deploy steps (in the closure) depend on `step`, when `step` is
+/// an environment's deploy step: the environments a hotfix still has ahead of it.
+fn later_environments<'a>(
+    sdd: &'a Sdd,
+    closure: &[&'a crate::model::sdd::Step],
+    step: &crate::model::sdd::Step,
+) -> Vec<&'a str> {
+    if step.environment.is_none() {
+        return vec![];
+    }
+    closure
+        .iter()
+        .filter(|s| s.name != step.name && sdd.depends_on(&s.name, &step.name))
+        .filter_map(|s| s.environment.as_deref())
+        .collect()
+}
+
+/// What a train ready to deploy to an environment does there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvDecision {
+    /// Claim `turn` and trigger.
+    Go {
+        /// The turn to claim.
+        turn: u32,
+    },
+    /// The train holds the newest claim already (a tick claimed and stopped before the
+    /// trigger): trigger.
+    Holds,
+    /// Wait, for this reason.
+    Wait(String),
+    /// Never deploy here: record it superseded, for this reason.
+    Supersede(String),
+    /// The next claim number would pass [`MAX_CLAIM`].
+    NoTurnLeft,
+}
+
+/// The rules of an environment for a train `me` whose deploy step there is ready (its
+/// dependencies done, never triggered), from the facts every reader computes alike.
+/// `later` are the environments the train deploys to after this one, with their facts.
+///
+/// 1. **Holds**: `me` holds the newest claim: trigger (the claim was the decision).
+/// 2. **Forward only**: a newer train claimed the environment (it deployed or is
+///    deploying): superseded. A hotfix (`N.P`, `P ≥ 1`) is superseded only when newer
+///    trains also claimed every later environment of its path: a hotfix of the train in
+///    production may pass a newer train that is only on staging.
+/// 3. **One at a time**: the holder's deploy is in flight: wait.
+/// 4. **Newest wins**: a newer train is ready too: wait (it goes, and this one is
+///    superseded once it has claimed).
+/// 5. Otherwise claim the next turn.
+pub fn decide(
+    me: TrainId,
+    env: &str,
+    facts: &EnvFacts,
+    later: &[(&str, &EnvFacts)],
+) -> EnvDecision {
+    if facts.holder == Some(me) {
+        return EnvDecision::Holds;
+    }
+    let newer = |f: &EnvFacts| f.high_water.filter(|h| *h > me);
+    if let Some(h) = newer(facts) {
+        let hotfix_passes = me.patch > 0 && later.iter().any(|(_, f)| newer(f).is_none());
+        if !hotfix_passes {
+            let how = match facts.trains.get(&h) {
+                Some(EnvPhase::Deployed) => "deployed to",
+                _ => "is deploying to",
+            };
+            return EnvDecision::Supersede(format!("superseded: {h} {how} `{env}`"));
+        }
+    }
+    if let Some(d) = facts.deploying.filter(|d| *d != me) {
+        return EnvDecision::Wait(format!("waiting for {env}: {d} is deploying"));
+    }
+    if let Some(w) = facts.newest_ready(me).filter(|w| *w > me) {
+        return EnvDecision::Wait(format!("waiting for {env}: {w} is newer and goes first"));
+    }
+    let turn = facts.next_turn.max(1);
+    if turn > MAX_CLAIM {
+        return EnvDecision::NoTurnLeft;
+    }
+    EnvDecision::Go { turn }
+}
+
+/// Where a train stands with each environment of its graph (`target`'s closure), from its
+/// own tags: what every reader feeds into [`crate::model::env::combine`]. The deploy step
+/// is planned as if environments were not tracked: a trigger that plan would make is a
+/// train ready to deploy. Undecided conditions count as changed. A cancelled train stands
+/// nowhere.
+pub fn standing(
+    sdd: &Sdd,
+    target: &str,
+    obs: &Observed,
+    now: i64,
+) -> BTreeMap<String, crate::model::env::SeenTrain> {
+    use crate::model::env::SeenTrain;
+    let mut out = BTreeMap::new();
+    if obs.cancelled.is_some() {
+        return out;
+    }
+    let conditions = sdd
+        .steps()
+        .iter()
+        .filter(|s| !s.if_changed.is_empty())
+        .map(|s| (s.name.clone(), (true, String::new())))
+        .collect();
+    let ctx = PlanContext {
+        now,
+        conditions,
+        environments: None,
+    };
+    let p = plan(sdd, target, obs, &ctx);
+    for (env, step) in sdd.environments() {
+        let Some(v) = p.step(&step.name) else {
+            continue;
+        };
+        let tried = obs.attempts.get(&step.name).is_some_and(|a| !a.is_empty());
+        let triggers = |ready: bool| {
+            p.actions.iter().any(|a| {
+                matches!(a, Action::Trigger { step: s, reason, .. }
+                    if *s == step.name && (*reason == TriggerReason::Ready) == ready)
+            })
+        };
+        let phase = if tried {
+            match v.state {
+                StepState::Success => Some(EnvPhase::Deployed),
+                StepState::Triggered | StepState::Started => Some(EnvPhase::Deploying),
+                StepState::Failure if triggers(false) => Some(EnvPhase::Deploying),
+                _ => None,
+            }
+        } else if !obs.superseded.contains_key(&step.name) && triggers(true) {
+            Some(EnvPhase::Ready)
+        } else {
+            None
+        };
+        out.insert(env.to_string(), SeenTrain { phase, tried });
+    }
+    out
 }
 
 /// The `if_changed` decision for a step whose dependencies are done and that has no
@@ -694,5 +988,7 @@ pub fn same_identity(a: &str, b: &str) -> bool {
     a.trim() == b.trim() || email(a).eq_ignore_ascii_case(email(b))
 }
 
+#[cfg(test)]
+mod env_tests;
 #[cfg(test)]
 mod tests;

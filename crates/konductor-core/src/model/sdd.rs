@@ -50,6 +50,8 @@ pub const STEP_KEYS: &[&str] = &[
     "timeout",
     "trigger_timeout",
     "description",
+    "environment",
+    "deploy_tag",
 ];
 
 /// One step of the graph.
@@ -76,6 +78,10 @@ pub struct Step {
     pub trigger_timeout: Duration,
     /// Free text shown in status and on the board.
     pub description: Option<String>,
+    /// The environment this step deploys to: it is that environment's deploy step.
+    pub environment: Option<String>,
+    /// The moving tag the deploy publishes to (`staging-k8s`).
+    pub deploy_tag: Option<String>,
     /// 1-based line of the step's key in the file.
     pub line: usize,
 }
@@ -93,6 +99,8 @@ impl Step {
             timeout: None,
             trigger_timeout: DEFAULT_TRIGGER_TIMEOUT,
             description: None,
+            environment: None,
+            deploy_tag: None,
             line,
         }
     }
@@ -444,12 +452,60 @@ impl Sdd {
                     Some("a virtual step is never run, so there is nothing to unblock".into()),
                 ));
             }
+            if s.deploy_tag.is_some() && s.environment.is_none() {
+                issues.push(issue(
+                    loc.within(&s.name, "deploy_tag"),
+                    format!("step `{}` has `deploy_tag` but no `environment`", s.name),
+                    Some("a deploy tag belongs to an environment: add `environment: NAME`".into()),
+                ));
+            }
+            if s.environment.is_some() && (s.manual || s.is_virtual) {
+                issues.push(issue(
+                    loc.within(&s.name, "environment"),
+                    format!(
+                        "step `{}` has `environment` but is `{}`",
+                        s.name,
+                        if s.manual { "manual" } else { "virtual" }
+                    ),
+                    Some("an environment's deploy step is a job; put `environment` on the step that deploys".into()),
+                ));
+            }
             if !s.approvers.is_empty() && !s.manual {
                 issues.push(issue(
                     loc.within(&s.name, "approvers"),
                     format!("step `{}` has `approvers` but is not `manual`", s.name),
                     Some("add `manual: true`, or remove `approvers`".into()),
                 ));
+            }
+        }
+        let mut envs: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut tags: BTreeMap<&str, &str> = BTreeMap::new();
+        for s in &steps {
+            if let Some(e) = &s.environment {
+                if let Some(first) = envs.insert(e, &s.name) {
+                    envs.insert(e, first);
+                    issues.push(issue(
+                        loc.within(&s.name, "environment"),
+                        format!(
+                            "steps `{first}` and `{}` both deploy to environment `{e}`",
+                            s.name
+                        ),
+                        Some("an environment has one deploy step; verification steps need it instead of naming the environment".into()),
+                    ));
+                }
+            }
+            if let Some(t) = &s.deploy_tag {
+                if let Some(first) = tags.insert(t, &s.name) {
+                    tags.insert(t, first);
+                    issues.push(issue(
+                        loc.within(&s.name, "deploy_tag"),
+                        format!(
+                            "steps `{first}` and `{}` both publish to deploy tag `{t}`",
+                            s.name
+                        ),
+                        Some("each environment needs its own deploy tag".into()),
+                    ));
+                }
             }
         }
         if issues.is_empty() {
@@ -509,6 +565,31 @@ impl Sdd {
             .collect();
         out.sort_by_key(|n| self.index[*n]);
         out
+    }
+
+    /// The environments' deploy steps, in file order: (environment, step).
+    pub fn environments(&self) -> Vec<(&str, &Step)> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.environment.as_deref().map(|e| (e, s)))
+            .collect()
+    }
+
+    /// Whether `step` depends on `on`, directly or not (a step does not depend on itself).
+    pub fn depends_on(&self, step: &str, on: &str) -> bool {
+        let mut stack = vec![step];
+        let mut seen = BTreeSet::new();
+        while let Some(s) = stack.pop() {
+            for d in self.step(s).map(|s| s.needs.as_slice()).unwrap_or(&[]) {
+                if d == on {
+                    return true;
+                }
+                if seen.insert(d.as_str()) {
+                    stack.push(d);
+                }
+            }
+        }
+        false
     }
 
     /// Steps with no dependencies.
@@ -802,6 +883,56 @@ fn parse_long(
                     ),
                 }
             }
+            "environment" => match v {
+                Value::String(s) => {
+                    if let Some(why) = crate::model::env::env_name_problem(&s) {
+                        push(
+                            issues,
+                            "environment",
+                            format!(
+                                "`environment` of step `{name}` is `{}`, which cannot be an environment name: {why}",
+                                s.escape_debug()
+                            ),
+                            Some("environment names are 1 to 32 letters, digits, `-` or `_`, like `staging`".into()),
+                        );
+                    }
+                    step.environment = Some(s);
+                }
+                other => push(
+                    issues,
+                    "environment",
+                    format!(
+                        "`environment` of step `{name}` must be a name, not {}",
+                        kind(&other)
+                    ),
+                    None,
+                ),
+            },
+            "deploy_tag" => match v {
+                Value::String(s) => {
+                    if let Some(why) = crate::model::env::deploy_tag_problem(&s) {
+                        push(
+                            issues,
+                            "deploy_tag",
+                            format!(
+                                "`deploy_tag` of step `{name}` is `{}`, which cannot be a deploy tag: {why}",
+                                s.escape_debug()
+                            ),
+                            Some("use a valid tag name outside `release=` and `env=`, like `staging-k8s`".into()),
+                        );
+                    }
+                    step.deploy_tag = Some(s);
+                }
+                other => push(
+                    issues,
+                    "deploy_tag",
+                    format!(
+                        "`deploy_tag` of step `{name}` must be a tag name, not {}",
+                        kind(&other)
+                    ),
+                    None,
+                ),
+            },
             "description" => match v {
                 Value::String(s) => step.description = Some(s),
                 other => push(

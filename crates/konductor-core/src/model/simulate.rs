@@ -145,6 +145,7 @@ pub fn simulate(sdd: &Sdd, opts: &SimOptions) -> Result<Simulation, String> {
         let ctx = PlanContext {
             now,
             conditions: conditions.clone(),
+            environments: None,
         };
         let mut waiting = Vec::new();
         while let Some(i) = dirty.pop_first() {
@@ -155,7 +156,7 @@ pub fn simulate(sdd: &Sdd, opts: &SimOptions) -> Result<Simulation, String> {
                     (&p.view, p.failed_upstream.as_ref())
                 })
                 .collect();
-            let sp = plan_step(closure[i], target, &deps, &obs, &ctx);
+            let sp = plan_step(closure[i], target, &deps, &obs, &ctx, &[]);
             let changed = planned[i]
                 .as_ref()
                 .is_none_or(|old| old.view != sp.view || old.failed_upstream != sp.failed_upstream);
@@ -249,6 +250,7 @@ mod tests {
             let ctx = PlanContext {
                 now,
                 conditions: conditions.clone(),
+                environments: None,
             };
             let p = plan(sdd, &opts.target, &obs, &ctx);
             let mut t = SimTick {

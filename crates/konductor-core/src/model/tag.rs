@@ -7,6 +7,7 @@
 //! release=N.P=<step>.<job>=rerun.<k>=<state>  state of re-run k (from 1) of the attempt
 //! release=N.P=<step>=unblocked         manual gate attestation
 //! release=N.P=<step>=skipped           changed-file condition not met
+//! release=N.P=<step>=superseded        deploy step never to run: a newer train has its environment
 //! release=N.P=cancelled                train cancelled
 //! ```
 //!
@@ -137,6 +138,9 @@ pub enum StepVerb {
     Unblocked,
     /// A conditional step was skipped (its `if_changed` globs matched nothing).
     Skipped,
+    /// An environment's deploy step will never run: a newer train deployed there, or is
+    /// deploying (see `docs/sdd.md`, "Environments").
+    Superseded,
 }
 
 impl StepVerb {
@@ -145,6 +149,7 @@ impl StepVerb {
         match self {
             StepVerb::Unblocked => "unblocked",
             StepVerb::Skipped => "skipped",
+            StepVerb::Superseded => "superseded",
         }
     }
 }
@@ -275,16 +280,16 @@ impl FromStr for Tag {
             }
             3 => {
                 validate_step_name(parts[1]).map_err(|r| TagError::new(full, r))?;
-                let verb = match parts[2] {
-                    "unblocked" => StepVerb::Unblocked,
-                    "skipped" => StepVerb::Skipped,
-                    _ => {
-                        return Err(TagError::new(
+                let verb =
+                    match parts[2] {
+                        "unblocked" => StepVerb::Unblocked,
+                        "skipped" => StepVerb::Skipped,
+                        "superseded" => StepVerb::Superseded,
+                        _ => return Err(TagError::new(
                             full,
-                            "unknown step verb; expected `unblocked` or `skipped`",
-                        ))
-                    }
-                };
+                            "unknown step verb; expected `unblocked`, `skipped` or `superseded`",
+                        )),
+                    };
                 Ok(Tag::Step(train, parts[1].to_string(), verb))
             }
             4 if parts[1].contains('.') && parts[2].starts_with("rerun") => {

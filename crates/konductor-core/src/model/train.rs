@@ -197,6 +197,9 @@ pub struct Observed {
     pub unblocked: BTreeMap<String, Event>,
     /// Conditional steps skipped.
     pub skipped: BTreeMap<String, Event>,
+    /// Deploy steps superseded (a newer train has their environment).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub superseded: BTreeMap<String, Event>,
     /// Set when the train was cancelled.
     pub cancelled: Option<Event>,
     /// What was ignored, and why.
@@ -214,6 +217,7 @@ impl Observed {
             taken: BTreeMap::new(),
             unblocked: BTreeMap::new(),
             skipped: BTreeMap::new(),
+            superseded: BTreeMap::new(),
             cancelled: None,
             warnings: Vec::new(),
         }
@@ -386,6 +390,9 @@ impl Observed {
                 Tag::Step(_, step, StepVerb::Skipped) => {
                     obs.skipped.insert(step, ev);
                 }
+                Tag::Step(_, step, StepVerb::Superseded) => {
+                    obs.superseded.insert(step, ev);
+                }
                 Tag::Cancelled(_) => obs.cancelled = Some(ev),
             }
         }
@@ -431,6 +438,7 @@ impl Observed {
             .keys()
             .chain(self.unblocked.keys())
             .chain(self.skipped.keys())
+            .chain(self.superseded.keys())
             .filter(|s| !known(s))
             .cloned()
             .collect();
@@ -439,6 +447,7 @@ impl Observed {
             if self.attempts.remove(&s).is_some()
                 | self.unblocked.remove(&s).is_some()
                 | self.skipped.remove(&s).is_some()
+                | self.superseded.remove(&s).is_some()
             {
                 dropped += 1;
                 if dropped <= SHOWN_PER_KIND {

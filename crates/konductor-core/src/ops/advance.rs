@@ -37,7 +37,9 @@ pub struct ActionResult {
     /// The tag it creates.
     pub tag: String,
     /// `created`, `already-exists` (a racing tick won), `dry-run`, `failed` (see `error`),
-    /// or `cancelled` (the train was cancelled while this tick ran; nothing was pushed).
+    /// `cancelled` (the train was cancelled while this tick ran; nothing was pushed), or
+    /// `not-claimed` (a deploy trigger not pushed because this tick did not create the
+    /// environment claim before it).
     pub outcome: String,
     /// Why it failed, with the server's own message when it gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,9 +120,24 @@ pub fn tick(store: &Store, opts: &TickOptions, who: &Identity, now: i64) -> Resu
             d.trains.into_iter().collect()
         }
     };
+    // The environment facts, once for every train of this tick: the trains it follows and
+    // the cache's others (a `--train` tick reads the ones earlier commands followed).
+    let mut known = cached_trains(store)?;
+    known.extend(trains.iter().copied());
+    let envs = match super::environments::environments(store, &known, opts.sdd.as_ref(), now) {
+        Ok(e) => e,
+        Err(e) if stops_the_tick(&e) => {
+            return Ok(TickReport {
+                trains: vec![],
+                ignored,
+                stopped: Some(e),
+            })
+        }
+        Err(e) => return Err(e),
+    };
     let mut out = Vec::new();
     for t in trains {
-        match tick_one(store, t, opts, who, now) {
+        match tick_one(store, t, opts, who, now, &envs) {
             Ok((tt, stop)) => {
                 out.push(tt);
                 if let Some(e) = stop {
@@ -177,20 +194,39 @@ pub(crate) fn tick_one(
     opts: &TickOptions,
     who: &Identity,
     now: i64,
+    envs: &crate::model::env::Environments,
 ) -> Result<(TrainTick, Option<Error>)> {
     let Planned {
         obs, plan: mut p, ..
-    } = plan_train(store, t, opts.sdd.as_ref(), opts.target.as_deref(), now)?;
+    } = plan_train_in(
+        store,
+        t,
+        opts.sdd.as_ref(),
+        opts.target.as_deref(),
+        now,
+        envs,
+    )?;
     let mut actions = Vec::new();
     let mut stopped = None;
     let mut cancelled = false;
+    // Deploy steps whose claim this tick did not create: their trigger waits.
+    let mut unclaimed: Vec<String> = Vec::new();
     for a in p
         .actions
         .iter()
         .filter(|a| !matches!(a, Action::Evaluate { .. }))
     {
-        let Some(tag) = a.tag(t) else { continue };
-        let name = tag.to_string();
+        let Some(name) = a.tag_name(t) else { continue };
+        if matches!(a, Action::Trigger { .. }) && unclaimed.iter().any(|s| s == a.step()) {
+            actions.push(ActionResult {
+                action: a.clone(),
+                tag: name,
+                outcome: "not-claimed".into(),
+                error: None,
+                code: 0,
+            });
+            continue;
+        }
         let mut result = ActionResult {
             action: a.clone(),
             tag: name.clone(),
@@ -204,6 +240,9 @@ pub(crate) fn tick_one(
             match push_action(store, &obs, a, &name, who, now) {
                 Ok(outcome) => {
                     cancelled = outcome == "cancelled";
+                    if matches!(a, Action::Claim { .. }) && outcome != "created" {
+                        unclaimed.push(a.step().to_string());
+                    }
                     result.outcome = outcome.into();
                 }
                 // Reported as what stopped the tick, not as this action's failure.
@@ -212,6 +251,9 @@ pub(crate) fn tick_one(
                     break;
                 }
                 Err(e) => {
+                    if matches!(a, Action::Claim { .. }) {
+                        unclaimed.push(a.step().to_string());
+                    }
                     result.outcome = "failed".into();
                     result.error = Some(e.to_string());
                     result.code = e.exit_code();
@@ -256,7 +298,7 @@ pub(crate) fn push_action(
     let oid = store.make_tag(
         name,
         &obs.commit,
-        &format!("{}\nby: {who}\n", a.message()),
+        &format!("{}\nby: {who}\n", a.message_for(obs.train)),
         who,
         now,
     )?;

@@ -148,6 +148,45 @@ pub fn retry(
             v.state.as_str()
         )));
     }
+    // A deploy step claims its environment again, as a tick would: only while this train
+    // is still the newest there, and never while another deploy is in flight.
+    if let Some(env) = sdd
+        .step(step)
+        .and_then(|s| s.environment.clone())
+        .filter(|_| !auto)
+    {
+        let envs =
+            super::environments::environments_for(store, t, &sdd, None, now)?.unwrap_or_default();
+        let facts = envs.get(&env).cloned().unwrap_or_default();
+        if let Some(h) = facts.high_water.filter(|h| *h > t) {
+            return Err(Error::input(format!(
+                "step `{step}` of train {t} cannot be retried: train {h} has deployed to `{env}` since, and deploys only move forward"
+            )));
+        }
+        if let Some(d) = facts.deploying.filter(|d| *d != t) {
+            return Err(Error::input(format!(
+                "step `{step}` of train {t} cannot be retried now: {d} is deploying to `{env}`; retry when it has finished"
+            )));
+        }
+        let claim = Action::Claim {
+            step: step.into(),
+            environment: env.clone(),
+            turn: facts.next_turn.max(1),
+        };
+        let cname = claim.tag_name(t).unwrap_or_default();
+        let oid = store.make_tag(
+            &cname,
+            &obs.commit,
+            &format!("{}\nby: {by}\n", claim.message_for(t)),
+            by,
+            now,
+        )?;
+        if let PushOutcome::AlreadyExists(_) = store.push_tag_create(&cname, &oid)? {
+            return Err(Error::Conflict(format!(
+                "another tick claimed `{env}` first (`{cname}`); nothing was retried, see `konductor status`"
+            )));
+        }
+    }
     let tr = Trigger::new(t, step, next);
     let name = tr.tag().to_string();
     let a = Action::Trigger {

@@ -36,22 +36,7 @@ pub struct PublishResult {
     pub empty_dirs: Vec<String>,
 }
 
-/// Why `tag` cannot be a deploy tag, if it cannot: empty, under `release=`, starting with
-/// `-` (git refuses such tag names, and one could pass for an option), or not a valid ref
-/// name (`git check-ref-format`).
-pub fn deploy_tag_problem(tag: &str) -> Option<&'static str> {
-    if tag.is_empty() {
-        Some("it is empty")
-    } else if tag.starts_with(crate::model::tag::PREFIX) {
-        Some("names under `release=` are Konductor's")
-    } else if tag.starts_with('-') {
-        Some("a tag name cannot start with `-`")
-    } else if !git2::Reference::is_valid_name(&format!("refs/tags/{tag}")) {
-        Some("it is not a valid git ref name")
-    } else {
-        None
-    }
-}
+pub use crate::model::env::deploy_tag_problem;
 
 /// Commit the manifests in `dir` as a dangling commit whose parent is the previous deploy
 /// commit under `tag`, then move `tag` there with a compare-and-swap push: a tag moved

@@ -10,6 +10,7 @@
 //! - [`report`][]: `set-step-state` (CI jobs' reports and re-runs);
 //! - [`control`][]: `unblock`, `retry`, `cancel`;
 //! - [`deploy`][]: `publish-manifests`;
+//! - [`environments`][]: the facts about other trains a deploy step is decided from;
 //! - [`archive`] and [`retain`][]: the archive of collected trains and `gc`;
 //! - [`status`][]: status and log reports (`status --json`, `log --json`).
 //!
@@ -21,6 +22,7 @@ pub mod archive;
 pub mod control;
 pub mod deploy;
 pub mod discover;
+pub mod environments;
 pub mod read;
 pub mod report;
 pub mod retain;
@@ -33,6 +35,7 @@ pub use advance::*;
 pub use control::*;
 pub use deploy::*;
 pub use discover::{cached_trains, discover, Discovery, IgnoredTrain};
+pub use environments::environments;
 pub use read::*;
 pub use report::*;
 pub use start::*;

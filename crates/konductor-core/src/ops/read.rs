@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::git::store::Store;
+use crate::model::env::Environments;
 use crate::model::plan::{plan, Action, Plan, PlanContext, TrainState};
 use crate::model::sdd::Sdd;
 use crate::model::tag::{Tag, TrainId};
@@ -75,7 +76,8 @@ pub struct Planned {
     pub plan: Plan,
 }
 
-/// Observe and plan one train (evaluating `if_changed` conditions as needed).
+/// Observe and plan one train (evaluating `if_changed` conditions as needed), with the
+/// environment facts computed from the trains in the cache.
 pub fn plan_train(
     store: &Store,
     t: TrainId,
@@ -85,6 +87,20 @@ pub fn plan_train(
 ) -> Result<Planned> {
     let obs = observe(store, t)?;
     plan_observed(store, obs, sdd, target, now)
+}
+
+/// Like [`plan_train`], with environment facts the caller computed once for many trains
+/// ([`crate::ops::environments::environments`]).
+pub fn plan_train_in(
+    store: &Store,
+    t: TrainId,
+    sdd: Option<&Sdd>,
+    target: Option<&str>,
+    now: i64,
+    envs: &Environments,
+) -> Result<Planned> {
+    let obs = observe(store, t)?;
+    plan_observed_in(store, obs, sdd, target, now, Some(envs))
 }
 
 /// Like [`plan_train`], but a train whose tags were collected by `gc` is read from the
@@ -111,15 +127,30 @@ pub fn plan_train_any(
     }
 }
 
-/// Plan an observed train.
+/// Plan an observed train, with the environment facts computed from the trains in the
+/// cache (see [`plan_observed_in`]).
 pub fn plan_observed(
     store: &Store,
-    mut obs: Observed,
+    obs: Observed,
     sdd: Option<&Sdd>,
     target: Option<&str>,
     now: i64,
 ) -> Result<Planned> {
-    let sdd = train_sdd(store, &obs, sdd)?;
+    plan_observed_in(store, obs, sdd, target, now, None)
+}
+
+/// Plan an observed train. `envs`: the environment facts, when the caller computed them
+/// for many trains at once; `None` computes them for this train when its graph has
+/// environments.
+pub fn plan_observed_in(
+    store: &Store,
+    mut obs: Observed,
+    sdd_override: Option<&Sdd>,
+    target: Option<&str>,
+    now: i64,
+    envs: Option<&Environments>,
+) -> Result<Planned> {
+    let sdd = train_sdd(store, &obs, sdd_override)?;
     let target = match target {
         Some(x) => {
             sdd.check_target(x).map_err(Error::Input)?;
@@ -128,9 +159,15 @@ pub fn plan_observed(
         None => sdd.default_target().map_err(Error::Input)?.to_string(),
     };
     obs.retain_steps(|s| sdd.step(s).is_some());
+    let environments = match envs {
+        Some(e) if !sdd.environments().is_empty() => Some(e.clone()),
+        Some(_) => None,
+        None => super::environments::environments_for(store, obs.train, &sdd, sdd_override, now)?,
+    };
     let mut ctx = PlanContext {
         now,
         conditions: BTreeMap::new(),
+        environments,
     };
     let mut p = plan(&sdd, &target, &obs, &ctx);
     let evals: Vec<String> = p
@@ -220,7 +257,16 @@ pub(crate) fn last_reached(
             .filter(|s| !s.if_changed.is_empty())
             .map(|s| (s.name.clone(), (true, String::new())))
             .collect();
-        let p = plan(sdd, target, &obs, &PlanContext { now, conditions });
+        let p = plan(
+            sdd,
+            target,
+            &obs,
+            &PlanContext {
+                now,
+                conditions,
+                environments: None,
+            },
+        );
         if p.state == TrainState::Succeeded {
             return Ok(Some((t, obs.commit)));
         }

@@ -15,10 +15,11 @@ use serde::Serialize;
 
 use super::archive::{archive_tip, path_of, read_archived};
 pub use super::archive::{archived, ArchivedTrain, ARCHIVE_REF};
-use super::read::plan_observed;
+use super::read::plan_observed_in;
 use crate::error::{Error, Result};
 use crate::git::store::{Identity, Store};
 use crate::git::wire::Delete;
+use crate::model::env::Environments;
 use crate::model::plan::TrainState;
 use crate::model::sdd::Sdd;
 use crate::model::tag::{Tag, TrainId};
@@ -97,13 +98,23 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
                         }
                     },
                 };
-                plan_observed(store, obs, Some(&sdd), None, now)
+                // Without environment facts: a superseded train is finished once its
+                // superseded tag is recorded, which a tick does.
+                plan_observed_in(
+                    store,
+                    obs,
+                    Some(&sdd),
+                    None,
+                    now,
+                    Some(&Environments::new()),
+                )
             });
         match planned {
             Ok(p) => match p.plan.state {
-                TrainState::Succeeded | TrainState::Failed | TrainState::Cancelled => {
-                    finished.push((*t, p.plan.state))
-                }
+                TrainState::Succeeded
+                | TrainState::Failed
+                | TrainState::Cancelled
+                | TrainState::Superseded => finished.push((*t, p.plan.state)),
                 s => report.live.push((t.to_string(), s.as_str().to_string())),
             },
             Err(e) => report

@@ -347,6 +347,7 @@ pub fn log_events_causal(records: &[TagRecord], graphs: &BTreeMap<String, Sdd>) 
                     match v {
                         StepVerb::Unblocked => "unblocked",
                         StepVerb::Skipped => "skipped",
+                        StepVerb::Superseded => "superseded",
                     }
                     .into(),
                     Some(s),
@@ -400,7 +401,7 @@ pub fn log_events_causal(records: &[TagRecord], graphs: &BTreeMap<String, Sdd>) 
 fn rank(event: &str) -> u8 {
     match event {
         "opened" => 0,
-        "success" | "failure" | "timeout" | "unblocked" | "skipped" => 1,
+        "success" | "failure" | "timeout" | "unblocked" | "skipped" | "superseded" => 1,
         "triggered" => 2,
         "started" => 3,
         "cancelled" => 4,

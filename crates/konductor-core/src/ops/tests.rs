@@ -111,7 +111,7 @@ proptest! {
         }
         let obs = Observed::from_records(tid, &records).expect("the train tag is there");
         let now = crate::model::time::clamp(now);
-        let p = plan(&g, "t", &obs, &PlanContext { now, conditions: BTreeMap::new() });
+        let p = plan(&g, "t", &obs, &PlanContext { now, conditions: BTreeMap::new(), environments: None });
         for a in &p.actions {
             if let Some(tag) = a.tag(tid) {
                 let name = tag.to_string();

@@ -125,6 +125,8 @@ fn status_line(t: &TrainReport, s: &StepReport, now: i64) -> String {
         (_, StepState::Success) => format!("✓ success{}", run(s.duration_secs)),
         (_, StepState::Failure) => format!("✗ failed{}", run(s.duration_secs)),
         (_, StepState::Skipped) => "skipped".into(),
+        (_, StepState::Superseded) => "⤳ superseded".into(),
+        (_, StepState::Waiting) => "⏸ waiting".into(),
     }
 }
 

@@ -445,6 +445,8 @@ fn legend() -> Markup {
         StepState::Failure,
         StepState::Blocked,
         StepState::Skipped,
+        StepState::Waiting,
+        StepState::Superseded,
     ];
     let rect =
         |rx: &str| html! { rect class="box" x="1.5" y="1.5" width="27" height="15" rx=(rx) {} };

@@ -160,6 +160,7 @@ impl Tags {
         let ctx = PlanContext {
             now: NOW,
             conditions,
+            environments: None,
         };
         let p = plan(&sdd, &target, &obs, &ctx);
         TrainReport::new(&Planned { obs, sdd, plan: p })

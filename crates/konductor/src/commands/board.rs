@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use konductor_core::ops::{discover, plan_train, DEFAULT_HORIZON};
+use konductor_core::ops::{discover, DEFAULT_HORIZON};
 use konductor_core::report::TrainReport;
 
 use crate::out;
@@ -29,8 +29,9 @@ pub fn cmd_board(args: BoardArgs) -> anyhow::Result<i32> {
     let mut reports = Vec::new();
     let found = discover(&store, args.horizon.max(1), false)?;
     super::warn_ignored(&found);
+    let envs = konductor_core::ops::environments(&store, &found.trains, None, now)?;
     for t in found.trains.into_iter().rev() {
-        match plan_train(&store, t, None, None, now) {
+        match konductor_core::ops::plan_train_in(&store, t, None, None, now, &envs) {
             Ok(p) => reports.push(TrainReport::new(&p)),
             Err(e) => eprintln!("konductor: warning: train {t}: {e}"),
         }

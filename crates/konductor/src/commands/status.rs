@@ -1,7 +1,7 @@
 use std::io::IsTerminal as _;
 
 use clap::Args;
-use konductor_core::ops::{discover, plan_train, plan_train_any, refresh_train, DEFAULT_HORIZON};
+use konductor_core::ops::{discover, plan_train_any, refresh_train, DEFAULT_HORIZON};
 use konductor_core::report::TrainReport;
 
 use crate::out;
@@ -57,8 +57,9 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
             let trains = found.trains.clone();
             let mut reports = Vec::new();
             let mut errors = Vec::new();
+            let envs = konductor_core::ops::environments(&store, &trains, None, now)?;
             for t in trains.into_iter().rev() {
-                match plan_train(&store, t, None, None, now) {
+                match konductor_core::ops::plan_train_in(&store, t, None, None, now, &envs) {
                     Ok(p) => reports.push(TrainReport::new(&p)),
                     Err(e) => errors.push((t.to_string(), e.to_string())),
                 }

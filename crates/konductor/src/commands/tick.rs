@@ -78,12 +78,18 @@ pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
                     konductor_core::plan::Action::Timeout { .. } => "timeout",
                     konductor_core::plan::Action::Skip { .. } => "skip",
                     konductor_core::plan::Action::Evaluate { .. } => "evaluate",
+                    konductor_core::plan::Action::Claim { .. } => "claim",
+                    konductor_core::plan::Action::Supersede { .. } => "supersede",
                 };
                 let what = match &a.action {
                     konductor_core::plan::Action::Trigger { reason, .. } => reason.describe(),
                     konductor_core::plan::Action::Timeout { reason, .. }
-                    | konductor_core::plan::Action::Skip { reason, .. } => reason.clone(),
+                    | konductor_core::plan::Action::Skip { reason, .. }
+                    | konductor_core::plan::Action::Supersede { reason, .. } => reason.clone(),
                     konductor_core::plan::Action::Evaluate { .. } => String::new(),
+                    konductor_core::plan::Action::Claim { step, .. } => {
+                        format!("deploy step `{step}`")
+                    }
                 };
                 out!(
                     "train {}: {verb} {} ({what}): {}",

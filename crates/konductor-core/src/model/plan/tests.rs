@@ -41,6 +41,7 @@ fn ctx(now: i64) -> PlanContext {
     PlanContext {
         now,
         conditions: BTreeMap::new(),
+        environments: None,
     }
 }
 
