@@ -115,7 +115,7 @@ for target in $TARGETS; do
       strip "$stage/$bin"
       "$stage/$bin" --version >/dev/null || die "$out does not run"
     fi
-    log "$bin ($target): $(grep -Eo 'static(-pie)? linked' <<<"$desc"), $(du -k "$stage/$bin" | cut -f1) KiB"
+    log "$bin ($target): $(grep -Eo 'static(ally|-pie) linked' <<<"$desc"), $(du -k "$stage/$bin" | cut -f1) KiB"
   done
   cp README.md "$stage/"
   [ ! -f LICENSE ] || cp LICENSE "$stage/"
