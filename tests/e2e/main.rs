@@ -14,6 +14,7 @@ mod doctor;
 mod faults;
 mod free_text;
 mod gc;
+mod github_app;
 mod harness;
 mod hostile;
 mod isolation;
