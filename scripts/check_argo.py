@@ -27,8 +27,9 @@ Sensor
 CronJob (the konductor tick)
   * the schedule is a valid five-field cron expression;
   * concurrencyPolicy Forbid (ticks never overlap), a non-root pod, no
-    privilege escalation, CPU and memory limits, and KONDUCTOR_TOKEN read
-    from a Secret rather than written in the manifest.
+    privilege escalation, CPU and memory limits, and KONDUCTOR_TOKEN or the
+    GitHub App key (KONDUCTOR_GITHUB_APP_KEY) read from a Secret rather than
+    written in the manifest.
   * WorkflowTemplates of the same name (one per namespace) differ in nothing
     but their namespace and the defaults of ``namespace`` and
     ``expected-revision``: the per-namespace copies cannot drift apart.
@@ -300,8 +301,9 @@ class Checker:
             if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False:
                 self.err(cloc, "needs securityContext.allowPrivilegeEscalation: false")
             for env in c.get("env") or []:
-                if env.get("name") == "KONDUCTOR_TOKEN" and "secretKeyRef" not in (env.get("valueFrom") or {}):
-                    self.err(cloc, "KONDUCTOR_TOKEN must come from a Secret (valueFrom.secretKeyRef)")
+                if env.get("name") in ("KONDUCTOR_TOKEN", "KONDUCTOR_GITHUB_APP_KEY") and \
+                        "secretKeyRef" not in (env.get("valueFrom") or {}):
+                    self.err(cloc, f"{env.get('name')} must come from a Secret (valueFrom.secretKeyRef)")
 
     # ------------------------------------------------------------ copies, EventBus, Ingress
     VARYING_PARAMS = {"namespace", "expected-revision"}
