@@ -27,10 +27,22 @@ Sensor
 CronJob (the konductor tick)
   * the schedule is a valid five-field cron expression;
   * concurrencyPolicy Forbid (ticks never overlap), a non-root pod, no
-    privilege escalation, CPU and memory limits, and KONDUCTOR_TOKEN read
-    from a Secret rather than written in the manifest.
+    privilege escalation, CPU and memory limits, and KONDUCTOR_TOKEN or the
+    GitHub App key (KONDUCTOR_GITHUB_APP_KEY) read from a Secret rather than
+    written in the manifest.
+  * WorkflowTemplates of the same name (one per namespace) differ in nothing
+    but their namespace and the defaults of ``namespace`` and
+    ``expected-revision``: the per-namespace copies cannot drift apart.
+EventBus / Ingress
+  * every Sensor and EventSource has its EventBus (``eventBusName``, else
+    ``default``) in its namespace, when an EventBus is among the files;
+  * an Ingress in front of an EventSource reaches its Service
+    (``<name>-eventsource-svc``), on the webhook's port, at the webhook's
+    endpoint.
 Application / AppProject
   * targetRevision is one of the moving tags staging-k8s, k8s-production;
+  * a directory source (``path``) sets ``directory.recurse: true``: Argo CD
+    applies only the top folder's manifests otherwise;
   * the Application lives in its destination namespace (one verification per
     namespace); its project exists, allows its repo, namespace and destination;
   * a verification template in the same namespace verifies this Application
@@ -289,8 +301,70 @@ class Checker:
             if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False:
                 self.err(cloc, "needs securityContext.allowPrivilegeEscalation: false")
             for env in c.get("env") or []:
-                if env.get("name") == "KONDUCTOR_TOKEN" and "secretKeyRef" not in (env.get("valueFrom") or {}):
-                    self.err(cloc, "KONDUCTOR_TOKEN must come from a Secret (valueFrom.secretKeyRef)")
+                if env.get("name") in ("KONDUCTOR_TOKEN", "KONDUCTOR_GITHUB_APP_KEY") and \
+                        "secretKeyRef" not in (env.get("valueFrom") or {}):
+                    self.err(cloc, f"{env.get('name')} must come from a Secret (valueFrom.secretKeyRef)")
+
+    # ------------------------------------------------------------ copies, EventBus, Ingress
+    VARYING_PARAMS = {"namespace", "expected-revision"}
+
+    def comparable_template(self, doc: dict) -> dict:
+        spec = dict(doc.get("spec") or {})
+        args = dict(spec.get("arguments") or {})
+        args["parameters"] = [
+            {k: v for k, v in p.items() if not (k == "value" and p.get("name") in self.VARYING_PARAMS)}
+            for p in args.get("parameters") or []
+        ]
+        spec["arguments"] = args
+        meta = {k: v for k, v in (doc.get("metadata") or {}).items() if k != "namespace"}
+        return {"apiVersion": doc.get("apiVersion"), "metadata": meta, "spec": spec}
+
+    def check_template_copies(self) -> None:
+        by_name: dict[str, list[tuple[str, dict]]] = {}
+        for where, doc in self.of_kind("WorkflowTemplate"):
+            by_name.setdefault(self.meta(doc)[0], []).append((where, doc))
+        for name, copies in by_name.items():
+            first_where, first = copies[0]
+            base = self.comparable_template(first)
+            for where, doc in copies[1:]:
+                if self.comparable_template(doc) != base:
+                    self.err(f"{where}: WorkflowTemplate {name}",
+                             f"differs from its copy in '{self.meta(first)[1]}' ({first_where}) in more than "
+                             "the namespace and the expected revision; change both copies alike")
+
+    def check_event_bus(self, where: str, doc: dict) -> None:
+        buses = {self.meta(d) for _, d in self.of_kind("EventBus")}
+        if not buses:
+            return
+        name, ns = self.meta(doc)
+        bus = (doc.get("spec") or {}).get("eventBusName") or "default"
+        if (bus, ns) not in buses:
+            self.err(f"{where}: {doc.get('kind')} {name}", f"no EventBus '{bus}' in namespace '{ns}'")
+
+    def check_ingress(self, where: str, doc: dict) -> None:
+        name, ns = self.meta(doc)
+        where = f"{where}: Ingress {name}"
+        hooks = {}
+        for _, es in self.of_kind("EventSource"):
+            es_name, es_ns = self.meta(es)
+            spec = es.get("spec") or {}
+            for kind in ("github", "webhook"):
+                for ev in (spec.get(kind) or {}).values():
+                    hook = ev.get("webhook") or ev if kind == "github" else ev
+                    hooks.setdefault((es_ns, f"{es_name}-eventsource-svc"), []).append(
+                        (str(hook.get("port")), hook.get("endpoint")))
+        for rule in (doc.get("spec") or {}).get("rules") or []:
+            for path in ((rule.get("http") or {}).get("paths")) or []:
+                svc = ((path.get("backend") or {}).get("service")) or {}
+                key = (ns, svc.get("name"))
+                if key not in hooks:
+                    self.err(where, f"backend service '{svc.get('name')}' is no EventSource's Service in '{ns}' "
+                                    "(Argo Events names it <EventSource>-eventsource-svc)")
+                    continue
+                port = str((svc.get("port") or {}).get("number"))
+                if not any(p == port and e == path.get("path") for p, e in hooks[key]):
+                    self.err(where, f"path '{path.get('path')}' on port {port} is no webhook of "
+                                    f"'{svc.get('name')}': {sorted(hooks[key])}")
 
     # ------------------------------------------------------------ Argo CD
     def check_application(self, where: str, doc: dict) -> None:
@@ -302,6 +376,9 @@ class Checker:
         rev = source.get("targetRevision")
         if rev not in MOVING_TAGS:
             self.err(where, f"targetRevision '{rev}' is not one of the moving tags {sorted(MOVING_TAGS)}")
+        if "path" in source and ((source.get("directory") or {}).get("recurse")) is not True:
+            self.err(where, f"path '{source.get('path')}' without directory.recurse: true: Argo CD would apply "
+                            "only the top folder's manifests and silently skip those in subfolders")
         if dest.get("namespace") != ns:
             self.err(where, f"lives in '{ns}' but deploys to '{dest.get('namespace')}': keep it in its namespace, "
                             "where its verification workflow can read it")
@@ -346,6 +423,11 @@ class Checker:
                 self.check_application(where, doc)
             elif kind == "CronJob":
                 self.check_cronjob(where, doc)
+            elif kind == "Ingress":
+                self.check_ingress(where, doc)
+            if kind in ("Sensor", "EventSource"):
+                self.check_event_bus(where, doc)
+        self.check_template_copies()
 
 
 def main(argv: list[str]) -> int:

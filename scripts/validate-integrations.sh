@@ -9,8 +9,9 @@
 #              action: check-jsonschema vendor.github-workflows /
 #              vendor.github-actions, zizmor --offline (auditor persona, any
 #              finding fails)
-#   Kubernetes CronJob, RBAC: kubernetes-validate --strict (1.37 and 1.27)
-#   Argo       WorkflowTemplate, Sensor, EventSource, Application, AppProject:
+#   Kubernetes CronJob, RBAC, webhook Ingress: kubernetes-validate --strict
+#              (1.37 and 1.27)
+#   Argo       WorkflowTemplate, Sensor, EventSource, EventBus, Application, AppProject:
 #              check-jsonschema with the schemas in integrations/schemas;
 #              check_argo.py (cross references, per-namespace rule, CronJob
 #              policy, shellcheck of the script templates)
@@ -111,6 +112,7 @@ run_validator() {
     wft-schema) check-jsonschema --schemafile "$SCHEMAS/argo-workflowtemplate.schema.json" "$file" ;;
     sensor-schema) check-jsonschema --schemafile "$SCHEMAS/argo-events-sensor.schema.json" "$file" ;;
     eventsource-schema) check-jsonschema --schemafile "$SCHEMAS/argo-events-eventsource.schema.json" "$file" ;;
+    eventbus-schema) check-jsonschema --schemafile "$SCHEMAS/argo-events-eventbus.schema.json" "$file" ;;
     application-schema) check-jsonschema --schemafile "$SCHEMAS/argocd-application.schema.json" "$file" ;;
     appproject-schema) check-jsonschema --schemafile "$SCHEMAS/argocd-appproject.schema.json" "$file" ;;
     argo-refs)
@@ -177,11 +179,18 @@ while IFS= read -r rel; do
 done < <(grep -oE '\$GITHUB_ACTION_PATH/[^" ]+' integrations/github/action.yml | sed 's|^\$GITHUB_ACTION_PATH/||' | sort -u)
 [ "$refs_ok" = 0 ] || pass "integrations/github/action.yml (script paths resolve)"
 
-for f in "$ARGO"/konductor-tick-cronjob.yaml "$ARGO"/rbac.yaml; do expect_pass k8s "$f"; done
-expect_pass wft-schema "$ARGO/verify-deployment-workflowtemplate.yaml"
-expect_pass sensor-schema "$ARGO/sensor.yaml"
-expect_pass filters "$ARGO/sensor.yaml"
+for f in "$ARGO"/konductor-tick-cronjob.yaml "$ARGO"/rbac.yaml "$ARGO"/rbac-production.yaml "$ARGO"/webhook-ingress.yaml; do
+  expect_pass k8s "$f"
+done
+for f in "$ARGO"/verify-deployment-workflowtemplate.yaml "$ARGO"/verify-deployment-workflowtemplate-production.yaml; do
+  expect_pass wft-schema "$f"
+done
+for f in "$ARGO"/sensor.yaml "$ARGO"/sensor-production.yaml; do
+  expect_pass sensor-schema "$f"
+  expect_pass filters "$f"
+done
 expect_pass eventsource-schema "$ARGO/eventsource.yaml"
+expect_pass eventbus-schema "$ARGO/eventbus.yaml"
 expect_pass application-schema "$ARGO/argocd-application-staging.yaml"
 expect_pass application-schema "$ARGO/argocd-application-production.yaml"
 expect_pass appproject-schema "$ARGO/argocd-appproject.yaml"
@@ -405,8 +414,10 @@ echo "== broken copies ($BROKEN)"
 SHIPPED=(
   "$ORB" "$ORB_SRC" "$SCRIPTS_DIR/set-step-state.sh" examples/circleci/config.yml
   examples/github/workflows/unit-tests.yml examples/github/workflows/konductor-tick.yml
-  integrations/github/action.yml .github/workflows/release.yml "$ARGO/konductor-tick-cronjob.yaml" "$ARGO/rbac.yaml"
-  "$ARGO/verify-deployment-workflowtemplate.yaml" "$ARGO/sensor.yaml" "$ARGO/eventsource.yaml"
+  integrations/github/action.yml .github/workflows/release.yml "$ARGO/konductor-tick-cronjob.yaml" "$ARGO/rbac.yaml" "$ARGO/rbac-production.yaml"
+  "$ARGO/verify-deployment-workflowtemplate.yaml" "$ARGO/verify-deployment-workflowtemplate-production.yaml"
+  "$ARGO/sensor.yaml" "$ARGO/sensor-production.yaml" "$ARGO/eventsource.yaml" "$ARGO/eventbus.yaml"
+  "$ARGO/webhook-ingress.yaml"
   "$ARGO/argocd-application-staging.yaml" "$ARGO/argocd-application-production.yaml"
   "$ARGO/argocd-appproject.yaml" Dockerfile
 )

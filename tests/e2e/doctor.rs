@@ -10,7 +10,8 @@ use konductor_core::cifilter::GithubRefFilter;
 const SHIPPED_CIRCLECI: &str = "examples/circleci/config.yml";
 const SHIPPED_GITHUB: &str = "examples/github/workflows";
 const SHIPPED_ARGO: &str = "integrations/argo";
-const SUBSET_SDD: &str = "tests/fixtures/doctor/sdd-shipped-examples.yaml";
+/// The repository's own step graph: the shipped wiring covers every step of it.
+const ROOT_SDD: &str = "sdd.yaml";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -49,7 +50,7 @@ fn doctor(sdd: &str, circleci: &str, github_dir: &str, argo_dir: &str) -> (i32, 
 
 #[test]
 fn doctor_passes_on_the_shipped_examples() {
-    let (code, out, err) = doctor(SUBSET_SDD, SHIPPED_CIRCLECI, SHIPPED_GITHUB, SHIPPED_ARGO);
+    let (code, out, err) = doctor(ROOT_SDD, SHIPPED_CIRCLECI, SHIPPED_GITHUB, SHIPPED_ARGO);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.ends_with("11 steps: 11 ok, 0 missing, 0 hazard; no problems\n"),
@@ -63,21 +64,6 @@ fn doctor_passes_on_the_shipped_examples() {
     ] {
         assert!(out.contains(line), "missing:\n{line}\nin:\n{out}");
     }
-}
-
-/// The shipped Argo manifests verify staging only (see the SDD subset's header).
-#[test]
-fn doctor_reports_the_missing_production_verification_against_the_full_sdd() {
-    let (code, out, err) = doctor("sdd.yaml", SHIPPED_CIRCLECI, SHIPPED_GITHUB, SHIPPED_ARGO);
-    assert_eq!(code, 6, "{out}{err}");
-    assert!(
-        out.contains("MISSING verify_serving_prod\n        no job runs for its trigger tags, e.g. `release=1.0=verify_serving_prod.1`"),
-        "{out}"
-    );
-    assert!(
-        out.ends_with("11 steps: 10 ok, 1 missing, 0 hazard; 1 problem\n"),
-        "{out}"
-    );
 }
 
 /// Each file in tests/fixtures/doctor (but the SDD) is a broken copy of a shipped file;
@@ -106,9 +92,9 @@ fn doctor_catches_each_broken_fixture() {
         std::fs::copy(&path, &copy).unwrap();
         let (fixture, other) = (path.to_str().unwrap(), tmp.path().to_str().unwrap());
         let (code, out, err) = if name.starts_with("circleci-") {
-            doctor(SUBSET_SDD, fixture, SHIPPED_GITHUB, SHIPPED_ARGO)
+            doctor(ROOT_SDD, fixture, SHIPPED_GITHUB, SHIPPED_ARGO)
         } else if name.starts_with("github-") {
-            doctor(SUBSET_SDD, SHIPPED_CIRCLECI, other, SHIPPED_ARGO)
+            doctor(ROOT_SDD, SHIPPED_CIRCLECI, other, SHIPPED_ARGO)
         } else if name.starts_with("argo-") {
             // The sensor's WorkflowTemplate comes along.
             std::fs::copy(
@@ -118,7 +104,7 @@ fn doctor_catches_each_broken_fixture() {
                 tmp.path().join("verify-deployment-workflowtemplate.yaml"),
             )
             .unwrap();
-            doctor(SUBSET_SDD, SHIPPED_CIRCLECI, SHIPPED_GITHUB, other)
+            doctor(ROOT_SDD, SHIPPED_CIRCLECI, SHIPPED_GITHUB, other)
         } else {
             panic!("{name}: name it circleci-*, github-* or argo-*");
         };
@@ -136,7 +122,7 @@ fn doctor_json_has_a_status_per_step() {
         "doctor",
         "--json",
         "--sdd",
-        SUBSET_SDD,
+        ROOT_SDD,
         "--circleci",
         broken,
         "--github-dir",
@@ -162,7 +148,7 @@ fn doctor_json_has_a_status_per_step() {
 #[test]
 fn doctor_exits_2_naming_an_unusable_input() {
     let (code, _, err) = doctor(
-        SUBSET_SDD,
+        ROOT_SDD,
         "/nonexistent/config.yml",
         SHIPPED_GITHUB,
         SHIPPED_ARGO,
@@ -176,7 +162,7 @@ fn doctor_exits_2_naming_an_unusable_input() {
     let bad = tmp.path().join("config.yml");
     std::fs::write(&bad, "workflows: [unclosed\n").unwrap();
     let (code, _, err) = doctor(
-        SUBSET_SDD,
+        ROOT_SDD,
         bad.to_str().unwrap(),
         SHIPPED_GITHUB,
         SHIPPED_ARGO,
@@ -253,7 +239,7 @@ fn ci_filter_refuses_invalid_and_unknown_steps() {
         "--for",
         "circleci",
         "--sdd",
-        SUBSET_SDD,
+        ROOT_SDD,
     ]);
     assert_eq!(code, 0, "{err}");
     let (code, _, _) = konductor(&["ci-filter", "--step", "lint", "--for", "gitlab"]);
@@ -307,4 +293,20 @@ fn ci_filter_output_selects_exactly_the_trigger_tags() {
             assert!(!gh.matches(&t), "github, {step}: {t}");
         }
     }
+}
+
+/// The repository's own `sdd.yaml` (production included) against everything shipped:
+/// clean. It reported `MISSING verify_serving_prod` while only the staging Sensor shipped.
+#[test]
+fn doctor_is_clean_with_the_root_sdd_and_the_shipped_wiring() {
+    let (code, out, err) = doctor("sdd.yaml", SHIPPED_CIRCLECI, SHIPPED_GITHUB, SHIPPED_ARGO);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.ends_with("11 steps: 11 ok, 0 missing, 0 hazard; no problems\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok      verify_serving_prod\n        job: argo `integrations/argo/sensor-production.yaml`"),
+        "{out}"
+    );
 }

@@ -15,6 +15,7 @@ mod environments;
 mod faults;
 mod free_text;
 mod gc;
+mod github_app;
 mod harness;
 mod hostile;
 mod isolation;

@@ -1,3 +1,4 @@
 //! Fixtures shared by the end-to-end tests.
 
+pub mod github_api;
 pub mod servers;

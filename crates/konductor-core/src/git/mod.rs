@@ -2,6 +2,8 @@
 //!
 //! - [`store`][]: the cache (a partial bare clone), fetches, tag objects, pushes,
 //!   credentials;
+//! - [`github_app`][]: GitHub App installation tokens, minted from the App's key (one
+//!   HTTPS request to the GitHub API; the only HTTP client in the core);
 //! - [`wire`][]: a small `git-receive-pack` client for gc's mass deletes;
 //! - [`sign`][]: SSH signatures in git's format;
 //! - [`manifests`][]: what a folder of manifests becomes as a git tree.
@@ -9,6 +11,7 @@
 //! It may use the model ([`crate::model`]: tag records) and the error vocabulary, never
 //! [`crate::ops`].
 
+pub mod github_app;
 pub mod manifests;
 pub mod sign;
 pub mod store;

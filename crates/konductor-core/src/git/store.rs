@@ -50,8 +50,10 @@ impl std::fmt::Debug for Remote {
 
 impl Remote {
     /// Parse a remote: a path, `file://`, `git://`, `http(s)://` or `ssh://` URL, or
-    /// `user@host:path`. Credentials come from the URL, then `KONDUCTOR_TOKEN`, then
-    /// `GITHUB_TOKEN` (for http(s) only); git's credential helpers are the fallback.
+    /// `user@host:path`. Credentials come from the URL, then `KONDUCTOR_TOKEN`, then a
+    /// token minted for the GitHub App configured in the environment (see
+    /// [`crate::git::github_app`]), then `GITHUB_TOKEN` (for http(s) only); git's
+    /// credential helpers are the fallback.
     pub fn parse(spec: &str) -> Result<Remote> {
         let spec = spec.trim();
         if spec.is_empty() {
@@ -89,7 +91,7 @@ impl Remote {
                 None => authority,
             };
             if scheme_l.starts_with("http") && secret.is_none() {
-                if let Some(tok) = env_token() {
+                if let Some(tok) = env_token()? {
                     secret = Some(tok);
                     username.get_or_insert_with(|| {
                         std::env::var("KONDUCTOR_USERNAME")
@@ -145,7 +147,7 @@ impl Remote {
 
     /// Remove every credential of this remote from `text`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = redact_userinfo(text);
+        let mut out = crate::git::github_app::redact(&redact_userinfo(text));
         if let Some(s) = self.secret.as_deref().filter(|s| !s.is_empty()) {
             out = out.replace(s, "***");
             if let Some(u) = &self.username {
@@ -186,10 +188,21 @@ fn remote_helper(spec: &str) -> Option<&str> {
     is_name.then_some(helper)
 }
 
-fn env_token() -> Option<String> {
-    ["KONDUCTOR_TOKEN", "GITHUB_TOKEN"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+/// The token for an https remote without credentials in its URL: `KONDUCTOR_TOKEN`, else
+/// an installation token minted for the GitHub App configured in the environment
+/// ([`crate::git::github_app`]), else `GITHUB_TOKEN` (whose pushes start no workflows, so
+/// the App comes first).
+fn env_token() -> Result<Option<String>> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if let Some(t) = var("KONDUCTOR_TOKEN") {
+        return Ok(Some(t));
+    }
+    if let Some(app) = crate::git::github_app::AppCredentials::from_env()? {
+        return Ok(Some(
+            crate::git::github_app::installation_token(&app)?.token,
+        ));
+    }
+    Ok(var("GITHUB_TOKEN"))
 }
 
 /// Strip `user:pass@` from every URL in `text`.
@@ -1561,7 +1574,9 @@ impl Store {
              (`SSH_AUTH_SOCK`), else `~/.ssh/id_ed25519`, `id_ecdsa` or `id_rsa` (pushes use \
              `ssh`, so `GIT_SSH_COMMAND` and `~/.ssh/config` apply to them too)"
         } else {
-            "set `KONDUCTOR_TOKEN` or configure a git credential helper"
+            "set `KONDUCTOR_TOKEN`, configure a GitHub App (`KONDUCTOR_GITHUB_APP_ID`, \
+             `KONDUCTOR_GITHUB_INSTALLATION_ID`, `KONDUCTOR_GITHUB_APP_KEY_FILE`) or configure \
+             a git credential helper"
         };
         Error::Auth(format!(
             "`{}` rejected the credentials ({detail}); {hint}",
