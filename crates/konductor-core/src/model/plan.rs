@@ -754,12 +754,7 @@ pub fn standing(
     if obs.cancelled.is_some() {
         return out;
     }
-    let conditions = sdd
-        .steps()
-        .iter()
-        .filter(|s| !s.if_changed.is_empty())
-        .map(|s| (s.name.clone(), (true, String::new())))
-        .collect();
+    let conditions = all_changed(sdd, "");
     let ctx = PlanContext {
         now,
         conditions,
@@ -986,6 +981,16 @@ pub fn same_identity(a: &str, b: &str) -> bool {
         }
     }
     a.trim() == b.trim() || email(a).eq_ignore_ascii_case(email(b))
+}
+
+/// Every `if_changed` condition of `sdd` counted as changed, with `why`: the safe default
+/// where nobody has compared the trees (simulation, other trains' standing).
+pub fn all_changed(sdd: &Sdd, why: &str) -> BTreeMap<String, (bool, String)> {
+    sdd.steps()
+        .iter()
+        .filter(|s| !s.if_changed.is_empty())
+        .map(|s| (s.name.clone(), (true, why.to_string())))
+        .collect()
 }
 
 #[cfg(test)]

@@ -95,12 +95,7 @@ fn start(
     }
     let train = TrainId::new(1, 0);
     let obs = Observed::opened(train, "0".repeat(40), ev(format!("release={train}"), 0));
-    let conditions = sdd
-        .steps()
-        .iter()
-        .filter(|s| !s.if_changed.is_empty())
-        .map(|s| (s.name.clone(), (true, "simulated as changed".to_string())))
-        .collect();
+    let conditions = crate::model::plan::all_changed(sdd, "simulated as changed");
     (ev, obs, conditions)
 }
 

@@ -251,12 +251,7 @@ pub(crate) fn last_reached(
         };
         obs.retain_steps(|s| sdd.step(s).is_some());
         // Undecided conditions count as changed: such a train has not passed its gate.
-        let conditions = sdd
-            .steps()
-            .iter()
-            .filter(|s| !s.if_changed.is_empty())
-            .map(|s| (s.name.clone(), (true, String::new())))
-            .collect();
+        let conditions = crate::model::plan::all_changed(sdd, "");
         let p = plan(
             sdd,
             target,

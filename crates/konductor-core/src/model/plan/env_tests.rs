@@ -31,18 +31,7 @@ fn ev() -> Event {
 }
 
 fn train(id: TrainId) -> Observed {
-    Observed {
-        train: id,
-        commit: "c".repeat(40),
-        opened: ev(),
-        attempts: BTreeMap::new(),
-        taken: BTreeMap::new(),
-        unblocked: BTreeMap::new(),
-        skipped: BTreeMap::new(),
-        superseded: BTreeMap::new(),
-        cancelled: None,
-        warnings: vec![],
-    }
+    Observed::opened(id, "c".repeat(40), ev())
 }
 
 fn run(obs: &mut Observed, step: &str, job: u32, states: &[JobState]) {
