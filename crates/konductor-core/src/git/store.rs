@@ -1666,14 +1666,15 @@ fn auto_location(remote: &Remote) -> (PathBuf, Option<PathBuf>) {
     let slug = slug(&remote.url);
     if let Ok(base) = std::env::var("KONDUCTOR_CACHE_DIR") {
         if !base.is_empty() {
+            // The common dir: a linked worktree's own git dir has no objects.
             let alt = Repository::discover(".")
                 .ok()
-                .map(|r| r.path().join("objects"));
+                .map(|r| common_dir(&r).join("objects"));
             return (PathBuf::from(base).join(slug), alt);
         }
     }
     if let Ok(repo) = Repository::discover(".") {
-        let gitdir = repo.path().to_path_buf();
+        let gitdir = common_dir(&repo);
         return (
             gitdir.join("konductor").join(slug),
             Some(gitdir.join("objects")),
@@ -1686,12 +1687,24 @@ fn auto_location(remote: &Remote) -> (PathBuf, Option<PathBuf>) {
     (base.join("konductor").join(slug), None)
 }
 
-fn slug(url: &str) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in url.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
+/// The git directory that holds the objects: for a linked worktree, the main
+/// repository's (named by the worktree's `commondir` file; libgit2's `commondir()` gave
+/// the worktree's own directory here), else the repository's own.
+fn common_dir(repo: &Repository) -> PathBuf {
+    let own = repo.path();
+    match fs::read_to_string(own.join("commondir")) {
+        Ok(rel) => {
+            let dir = own.join(rel.trim());
+            dir.canonicalize().unwrap_or(dir)
+        }
+        Err(_) => own.to_path_buf(),
     }
+}
+
+fn slug(url: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(url.as_bytes());
+    let h: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     let tail: String = url
         .rsplit('/')
         .find(|s| !s.is_empty())
@@ -1706,7 +1719,7 @@ fn slug(url: &str) -> String {
         })
         .take(40)
         .collect();
-    format!("{tail}-{h:016x}")
+    format!("{tail}-{h}")
 }
 
 /// Let libgit2 open the cache, which the git CLI marks as a partial clone
@@ -2055,5 +2068,44 @@ mod tests {
             Remote::parse("/no/such/path/at/all"),
             Err(Error::Remote(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod worktree_tests {
+    use super::*;
+
+    /// `make demo` from a linked worktree failed: the cache's alternates named the
+    /// worktree's own git dir, which has no objects.
+    #[test]
+    fn cache_alternates_of_a_linked_worktree_name_the_main_objects() {
+        let tmp = tempfile::tempdir().unwrap();
+        let main = tmp.path().join("main");
+        let run = |dir: &Path, args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(args)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@x")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@x")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        fs::create_dir_all(&main).unwrap();
+        run(&main, &["init", "-q"]);
+        run(&main, &["commit", "-q", "--allow-empty", "-m", "x"]);
+        let wt = tmp.path().join("wt");
+        run(&main, &["worktree", "add", "-q", wt.to_str().unwrap()]);
+        let repo = Repository::discover(&wt).unwrap();
+        let objects = common_dir(&repo).join("objects");
+        assert_eq!(
+            objects.canonicalize().unwrap(),
+            main.join(".git/objects").canonicalize().unwrap()
+        );
     }
 }
