@@ -166,3 +166,31 @@ fn the_demo_says_a_train_succeeded_not_is_succeeded() {
         "train 1.0 is running\ntrain 1.0 is blocked\ntrain 1.0 succeeded\ntrain 1.0 failed\ntrain 1.0 was cancelled\n"
     );
 }
+
+#[test]
+fn readme_by_hand_shows_the_gate_and_the_board() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let by_hand = readme
+        .split("By hand,")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a \"By hand\" section");
+    // The gate of the example graph, unblocked as `status` says, then the board opened.
+    let gate = "require-manual-unblock-before-prod-deploy";
+    let sdd = std::fs::read_to_string(root.join("sdd.yaml")).unwrap();
+    assert!(
+        sdd.contains(&format!("{gate}:")),
+        "the example graph's gate"
+    );
+    for line in [
+        format!("konductor unblock --train 1.0 --step {gate} --reason "),
+        "konductor board --out board".to_string(),
+        "board/index.html".to_string(),
+    ] {
+        assert!(
+            by_hand.contains(&line),
+            "README's \"By hand\" lacks `{line}`"
+        );
+    }
+}
