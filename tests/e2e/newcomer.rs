@@ -79,10 +79,7 @@ fn unblock_of_the_start_of_a_long_gate_name_suggests_the_gate() {
         "--step",
         "require-manual-unblock",
     ])
-    .fails(
-        2,
-        &format!("unknown step `require-manual-unblock` in sdd.yaml@"),
-    )
+    .fails(2, "unknown step `require-manual-unblock` in sdd.yaml@")
     .fails(2, &format!("; did you mean `{GATE}`?"));
     assert!(!env.tags("1.0").iter().any(|t| t.ends_with("=unblocked")));
 }
