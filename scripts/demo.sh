@@ -77,6 +77,15 @@ git -C "$demo/work" push --quiet "$demo/origin.git" HEAD:refs/heads/main
 
 state_of() { "$K" status --train "$1" --json | sed -n 's/^  "state": "\([a-z]*\)",$/\1/p'; }
 
+# "succeeded", "is blocked": a train state as the verb of a sentence.
+state_phrase() {
+  case "$1" in
+    succeeded|failed|superseded) echo "$1" ;;
+    cancelled) echo "was cancelled" ;;
+    *) echo "is $1" ;;
+  esac
+}
+
 run_train() {
   local train="$1" last="" state
   while :; do
@@ -86,7 +95,7 @@ run_train() {
       "$K" tick --train "$train" >/dev/null
     fi
     state="$(state_of "$train")"
-    if [[ "$state" != "$last" ]]; then echo "  train $train is $state"; last="$state"; fi
+    if [[ "$state" != "$last" ]]; then echo "  train $train $(state_phrase "$state")"; last="$state"; fi
     case "$state" in succeeded|blocked|failed|cancelled) return 0 ;; esac
     sleep "${DEMO_TICK_INTERVAL:-0.3}"
   done

@@ -87,7 +87,7 @@ fn simulate_prints_ticks_result_and_critical_path() {
         out.contains("result: train succeeded after 3 ticks"),
         "{out}"
     );
-    assert!(out.contains("critical path (3 jobs): unit-tests → deploy_serving_staging_k8s → verify_serving_staging → complete-verification"), "{out}");
+    assert!(out.contains("critical path (4 steps, 3 of them jobs): unit-tests → deploy_serving_staging_k8s → verify_serving_staging → complete-verification"), "{out}");
     let (code, out, _) = konductor(&["simulate", "--fail", "lint", "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

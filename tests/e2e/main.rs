@@ -20,6 +20,7 @@ mod harness;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod newcomer;
 mod race;
 mod rerun;
 mod signing;

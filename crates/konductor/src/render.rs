@@ -3,7 +3,7 @@
 use std::io::IsTerminal as _;
 
 use konductor_core::plan::{StepState, TrainState};
-use konductor_core::report::{Placement, TrainReport};
+use konductor_core::report::{unblock_command, Placement, TrainReport};
 use konductor_core::sdd::format_duration;
 use konductor_core::time::age;
 
@@ -151,6 +151,15 @@ pub fn train_table(r: &TrainReport, now: i64, color: bool) -> String {
         colors.push(Some(step_color(s.state)));
     }
     out.push_str(&table(&rows, &colors, color));
+    // As the board's "waiting for someone": each gate a person has to unblock, with the
+    // command that does it.
+    for g in r.waiting_gates() {
+        out.push_str(&format!(
+            "\nwaiting for someone: gate `{}`\n  to unblock: {}",
+            g.name,
+            unblock_command(&r.train, &g.name)
+        ));
+    }
     for w in &r.warnings {
         out.push_str(&format!("\nwarning: {w}"));
     }

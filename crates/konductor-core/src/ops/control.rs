@@ -25,7 +25,7 @@ pub fn unblock(
     refresh_train(store, t)?;
     let Planned { obs, sdd, plan: p } = plan_train(store, t, sdd, None, now)?;
     let Some(s) = sdd.step(step) else {
-        return Err(unknown_step(&sdd, step));
+        return Err(unknown_gate(&sdd, step));
     };
     if !s.manual {
         return Err(Error::input(format!(
@@ -283,4 +283,119 @@ pub(crate) fn unknown_step(sdd: &Sdd, step: &str) -> Error {
         .map(|n| format!("; did you mean `{n}`?"))
         .unwrap_or_default();
     Error::input(format!("unknown step `{step}` in {}{hint}", sdd.source))
+}
+
+/// An unknown step given to `unblock`: the hint names the manual gate meant (the nearest
+/// name, or the one gate whose name contains what was typed), else lists the gates.
+pub(crate) fn unknown_gate(sdd: &Sdd, step: &str) -> Error {
+    let gates: Vec<&str> = sdd
+        .steps()
+        .iter()
+        .filter(|s| s.manual)
+        .map(|s| s.name.as_str())
+        .collect();
+    let containing: Vec<&str> = gates
+        .iter()
+        .copied()
+        .filter(|g| !step.is_empty() && g.contains(step))
+        .collect();
+    let meant = crate::model::sdd::nearest(step, gates.iter().copied())
+        .or_else(|| (containing.len() == 1).then(|| containing[0]));
+    let hint = match meant {
+        Some(g) => format!("; did you mean `{g}`?"),
+        None if gates.is_empty() => "; it has no manual gate".to_string(),
+        None => format!(
+            "; its manual gate{}: {}",
+            if gates.len() == 1 { "" } else { "s" },
+            gates
+                .iter()
+                .map(|g| format!("`{g}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Error::input(format!("unknown step `{step}` in {}{hint}", sdd.source))
+}
+
+/// A report on a trigger tag that does not exist, with a hint: the trigger meant (the
+/// step's newest, or the nearest step of the train's graph), or that the step was not
+/// triggered yet. Reads the train (its tags and graph) only on this error path.
+pub(crate) fn missing_trigger(store: &Store, trig: &Trigger) -> Error {
+    let name = trig.tag().to_string();
+    let msg = format!(
+        "triggering tag `{name}` does not exist on `{}`",
+        store.remote().url
+    );
+    let t = trig.train;
+    let obs = refresh_train(store, t).and_then(|()| observe(store, t));
+    let Ok(obs) = obs else {
+        return Error::input(msg);
+    };
+    let graph = train_sdd(store, &obs, None).ok();
+    let newest = |step: &str| {
+        obs.attempts
+            .get(step)
+            .and_then(|a| a.iter().rev().find(|(_, x)| x.triggered.is_some()))
+            .map(|(job, _)| Trigger::new(t, step, *job).tag().to_string())
+    };
+    let in_graph = graph.as_ref().is_none_or(|g| g.step(&trig.step).is_some());
+    let hint = if in_graph {
+        match newest(&trig.step) {
+            Some(tag) => format!("; did you mean `{tag}`?"),
+            None if graph.is_some() => format!(
+                "; step `{}` has not been triggered on train {t} yet",
+                trig.step
+            ),
+            None => String::new(),
+        }
+    } else {
+        let g = graph.as_ref().expect("a graph when the step is not in it");
+        let near =
+            crate::model::sdd::nearest(&trig.step, g.steps().iter().map(|s| s.name.as_str()));
+        let what = format!("`{}` is not a step of train {t}'s graph", trig.step);
+        match near {
+            Some(n) => match newest(n) {
+                Some(tag) => format!("; {what}; did you mean `{tag}`?"),
+                None => format!("; {what}; did you mean step `{n}` (not triggered yet)?"),
+            },
+            None => format!("; {what}"),
+        }
+    };
+    Error::input(format!("{msg}{hint}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unblock_of_an_unknown_step_names_the_gate_meant() {
+        let sdd = Sdd::parse(
+            "sdd.yaml",
+            "unit-tests: []\nrequire-manual-unblock-before-prod-deploy: {needs: [unit-tests], manual: true}\n",
+        )
+        .unwrap();
+        let hint = |step: &str| unknown_gate(&sdd, step).to_string();
+        // A typo, and the beginning of a long gate name (too far for an edit distance).
+        for typed in [
+            "require-manual-unblock-before-prod-deploi",
+            "require-manual-unblock",
+        ] {
+            assert_eq!(
+                hint(typed),
+                format!("unknown step `{typed}` in sdd.yaml; did you mean `require-manual-unblock-before-prod-deploy`?")
+            );
+        }
+        // Near a job, not a gate: the gates are listed rather than a step that can't be
+        // unblocked.
+        assert_eq!(
+            hint("unit-test"),
+            "unknown step `unit-test` in sdd.yaml; its manual gate: `require-manual-unblock-before-prod-deploy`"
+        );
+        let none = Sdd::parse("sdd.yaml", "a: []\n").unwrap();
+        assert_eq!(
+            unknown_gate(&none, "b").to_string(),
+            "unknown step `b` in sdd.yaml; it has no manual gate"
+        );
+    }
 }

@@ -76,12 +76,7 @@ pub fn publish_manifests(
         }
     };
     let trig_name = trig.tag().to_string();
-    let not_found = || {
-        Error::input(format!(
-            "triggering tag `{trig_name}` does not exist on `{}`",
-            store.remote().url
-        ))
-    };
+    let not_found = || super::control::missing_trigger(store, &trig);
     let source = if store.requires_signatures() {
         // Only a trigger a listed key signed may move a deploy tag. Checking the signature
         // needs the tag object; its record also gives the commit.

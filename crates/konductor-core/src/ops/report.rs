@@ -73,12 +73,9 @@ pub fn set_step_state(
     let trig_name = trig.tag().to_string();
     // The trigger and this job's states; one prefix read.
     store.refresh(&[format!("{trig_name}*")])?;
-    let record = store.tag_record(&trig_name).ok_or_else(|| {
-        Error::input(format!(
-            "triggering tag `{trig_name}` does not exist on `{}`",
-            store.remote().url
-        ))
-    })?;
+    let record = store
+        .tag_record(&trig_name)
+        .ok_or_else(|| super::control::missing_trigger(store, &trig))?;
     require_trusted_trigger(store, &record, "report for it")?;
     if let Some(sha) = &opts.sha {
         let sha = sha.trim();

@@ -180,6 +180,31 @@ impl TrainReport {
     pub fn step(&self, name: &str) -> Option<&StepReport> {
         self.steps.iter().find(|s| s.name == name)
     }
+
+    /// Whether every dependency of `s` is done.
+    pub fn is_ready(&self, s: &StepReport) -> bool {
+        s.needs
+            .iter()
+            .all(|n| self.step(n).is_none_or(|d| d.state.is_done()))
+    }
+
+    /// Whether `s` is a manual gate waiting for a person: blocked, with every
+    /// dependency done. Any other blocked step waits for a failure to be retried.
+    pub fn is_waiting_gate(&self, s: &StepReport) -> bool {
+        s.kind == StepKind::Manual && s.state == StepState::Blocked && self.is_ready(s)
+    }
+
+    /// The manual gates waiting for a person (none on a cancelled train).
+    pub fn waiting_gates(&self) -> impl Iterator<Item = &StepReport> {
+        self.steps
+            .iter()
+            .filter(|s| self.state != TrainState::Cancelled && self.is_waiting_gate(s))
+    }
+}
+
+/// The command that unblocks a gate, as `status` and the board print it.
+pub fn unblock_command(train: &str, step: &str) -> String {
+    format!("konductor unblock --train {train} --step {step} --reason \"…\"")
 }
 
 /// The names of the staging and production targets in a graph, by convention: the

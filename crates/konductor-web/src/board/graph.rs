@@ -7,7 +7,7 @@ use maud::{html, Markup};
 
 use super::layout::{layout, NodeBox, ARROW, FIT_MAX, STATUS_CHAR_W};
 use super::text::{duration, ellipsize, r, safe_url, show_time, E};
-use super::{current_rerun, display_info, job_link, ready, unblock_command};
+use super::{blocked_by_failure, current_rerun, display_info, job_link, ready, unblock_command};
 
 /// The graph of one train, and under it a caption when it is too wide for the page.
 pub(super) fn graph_svg(t: &TrainReport, now: i64) -> Markup {
@@ -84,7 +84,7 @@ fn node(t: &TrainReport, s: &StepReport, b: &NodeBox, now: i64) -> Markup {
         }
     };
     html! {
-        g class={ "n s-" (state) " k-" (kind) } data-train=(E(&t.train)) data-step=(E(&s.name))
+        g class={ "n s-" (state) " k-" (kind) @if blocked_by_failure(t, s) { " by-failure" } } data-train=(E(&t.train)) data-step=(E(&s.name))
             data-state=(state) transform={ "translate(" (r(b.x)) " " (r(b.y)) ")" } {
             title { (E(&tooltip(t, s))) }
             @match s.job_url.as_deref().and_then(safe_url) {

@@ -127,7 +127,7 @@ pub(super) fn layout(steps: &[StepReport]) -> Layout {
                 StepKind::Virtual | StepKind::Target => (SMALL_W, 13.0),
             };
             let max = ((w - 2.0 * pad) / NAME_CHAR_W).floor().max(4.0) as usize;
-            let lines = wrap_name(&s.name, max, 2);
+            let lines = wrap_name(&s.name, max, usize::MAX);
             let h = 31.0 + 15.0 * lines.len() as f64;
             NodeBox {
                 x: 0.0,

@@ -24,7 +24,7 @@ mod tests;
 mod text;
 
 use konductor_core::plan::{StepKind, StepState, TrainState};
-use konductor_core::report::{Placement, StepReport, TrainReport};
+use konductor_core::report::{unblock_command, Placement, StepReport, TrainReport};
 use konductor_core::time::{age, parse_rfc3339, rfc3339};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -192,29 +192,36 @@ struct Waiting<'a> {
 }
 
 fn waiting_gates(trains: &[TrainReport]) -> Vec<Waiting<'_>> {
-    let mut out = Vec::new();
-    for t in trains {
-        if t.state == TrainState::Cancelled {
-            continue;
-        }
-        for s in &t.steps {
-            if s.kind == StepKind::Manual && s.state == StepState::Blocked && ready(t, s) {
-                out.push(Waiting {
-                    train: t,
-                    step: s,
-                    since: ready_since(t, s),
-                });
-            }
-        }
-    }
-    out
+    trains
+        .iter()
+        .flat_map(|t| {
+            t.waiting_gates().map(move |s| Waiting {
+                train: t,
+                step: s,
+                since: ready_since(t, s),
+            })
+        })
+        .collect()
 }
 
 /// Whether every dependency of `s` is done.
 fn ready(t: &TrainReport, s: &StepReport) -> bool {
-    s.needs
-        .iter()
-        .all(|n| t.step(n).is_none_or(|d| d.state.is_done()))
+    t.is_ready(s)
+}
+
+/// A blocked step that waits for a failure upstream to be retried, not for a person: it
+/// gets its own colour (`by-failure`), apart from a gate waiting for an unblock.
+fn blocked_by_failure(t: &TrainReport, s: &StepReport) -> bool {
+    s.state == StepState::Blocked && !t.is_waiting_gate(s)
+}
+
+/// A step's state badge; a step blocked by a failure is told apart from a waiting gate.
+fn step_badge(t: &TrainReport, s: &StepReport) -> Markup {
+    if blocked_by_failure(t, s) {
+        html! { span class="badge b-blocked by-failure" title="blocked by a failure upstream" { "blocked" } }
+    } else {
+        badge(s.state.as_str())
+    }
 }
 
 /// When the last step upstream of `s` finished (the closest thing to "waiting since").
@@ -235,11 +242,6 @@ fn ready_since(t: &TrainReport, s: &StepReport) -> Option<i64> {
         }
     }
     latest
-}
-
-/// The command that unblocks a gate.
-fn unblock_command(train: &str, step: &str) -> String {
-    format!("konductor unblock --train {train} --step {step} --reason \"…\"")
 }
 
 fn waiting_section(waiting: &[Waiting<'_>], now: i64) -> Markup {
@@ -373,7 +375,7 @@ fn now_summary(t: &TrainReport) -> Markup {
         }
         @for (state, sym, name) in chips.iter().take(3) {
             span class={ "chip b-" (state) } title={ (E(state)) ": " (E(name)) } {
-                (sym) " " (E(&ellipsize(name, 28)))
+                (sym) " " (E(name))
             }
             " "
         }
@@ -401,7 +403,14 @@ fn progress_bar(t: &TrainReport) -> Markup {
             count(&|s| matches!(s, StepState::Started | StepState::Triggered)),
         ),
         ("failure", count(&|s| s == StepState::Failure)),
-        ("blocked", count(&|s| s == StepState::Blocked)),
+        (
+            "blocked",
+            t.steps.iter().filter(|s| t.is_waiting_gate(s)).count(),
+        ),
+        (
+            "by-failure",
+            t.steps.iter().filter(|s| blocked_by_failure(t, s)).count(),
+        ),
     ];
     let mut x = 0.0;
     let bars: Vec<(&str, f64, f64)> = parts
@@ -453,7 +462,12 @@ fn legend() -> Markup {
     html! {
         div class="legend" aria-label="legend" {
             @for st in states {
-                (swatch(&format!("s-{} k-job", st.as_str()), rect("4"), st.as_str()))
+                @if st == StepState::Blocked {
+                    (swatch("s-blocked k-job", rect("4"), "blocked: waiting for a person"))
+                    (swatch("s-blocked by-failure k-job", rect("4"), "blocked by a failure"))
+                } @else {
+                    (swatch(&format!("s-{} k-job", st.as_str()), rect("4"), st.as_str()))
+                }
             }
             span class="sep" {}
             (swatch("s-pending k-manual",
@@ -530,7 +544,7 @@ fn steps_table(t: &TrainReport, now: i64) -> Markup {
                                     StepKind::Target => { " " span class="kind" { "target" } }
                                 }
                             }
-                            td { (badge(s.state.as_str())) }
+                            td { (step_badge(t, s)) }
                             td { (attempt_cell(s)) }
                             td {
                                 @match (&s.started_at, &s.triggered_at) {

@@ -796,3 +796,76 @@ fn isotonic_placement_keeps_order_and_spacing() {
     let y = isotonic_place(&[50.0, 0.0], &[10.0]);
     assert_eq!(y, [20.0, 30.0]);
 }
+
+#[test]
+fn blocked_by_a_failure_has_its_own_colour_apart_from_a_waiting_gate() {
+    let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // Train 1: `verify` failed, so `deploy` is blocked by a failure. Train 2: its gate
+    // waits for a person.
+    let failed = train(
+        "1.0",
+        TrainState::Failed,
+        vec![
+            step("verify", StepKind::Job, StepState::Failure, &[]),
+            step("deploy", StepKind::Job, StepState::Blocked, &n(&["verify"])),
+        ],
+    );
+    let gated = train(
+        "2.0",
+        TrainState::Blocked,
+        vec![
+            step("verify", StepKind::Job, StepState::Success, &[]),
+            step(
+                "gate",
+                StepKind::Manual,
+                StepState::Blocked,
+                &n(&["verify"]),
+            ),
+        ],
+    );
+    let html = render_board(&[failed, gated], NOW, "origin");
+    let tags = node_tags(&html);
+    let node = |train: &str, step: &str| {
+        *tags
+            .iter()
+            .find(|t| t.contains(&format!("data-train=\"{train}\" data-step=\"{step}\"")))
+            .unwrap()
+    };
+    assert!(
+        node("1.0", "deploy").contains("s-blocked k-job by-failure"),
+        "{tags:?}"
+    );
+    assert!(!node("2.0", "gate").contains("by-failure"), "{tags:?}");
+    // Its own fill, and its own badge in the steps table.
+    assert!(STYLE.contains(".s-blocked.by-failure .box{fill:#fff1f2"));
+    assert!(STYLE.contains(".b-blocked.by-failure{"));
+    assert!(html.contains("<span class=\"badge b-blocked by-failure\" title=\"blocked by a failure upstream\">blocked</span>"));
+    // The legend tells the two apart.
+    assert!(html.contains("blocked: waiting for a person"));
+    assert!(html.contains("<g class=\"s-blocked by-failure k-job\">"));
+    assert!(html.contains("blocked by a failure</span>"));
+}
+
+#[test]
+fn long_step_names_are_not_cut_off() {
+    let name = "deploy_serving_production_k8s_in_every_region_after_the_canary_bake";
+    let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let t = train(
+        "3.0",
+        TrainState::Blocked,
+        vec![
+            step("a", StepKind::Job, StepState::Success, &[]),
+            step(name, StepKind::Manual, StepState::Blocked, &n(&["a"])),
+        ],
+    );
+    let lay = layout(&t.steps);
+    // Every character of the name is drawn, over as many lines as it takes.
+    assert_eq!(lay.boxes[1].lines.concat(), name);
+    assert!(lay.boxes[1].lines.len() > 2);
+    let html = render_board(&[t], NOW, "origin");
+    for line in &lay.boxes[1].lines {
+        assert!(html.contains(&format!(">{line}</text>")), "{line}");
+    }
+    // The "now" chip of the waiting gate shows the whole name too.
+    assert!(html.contains(&format!("gate {name}</span>")), "chip");
+}

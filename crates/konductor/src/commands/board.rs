@@ -12,6 +12,9 @@ use crate::out;
 /// One self-contained `index.html` (no server, no external scripts or fonts) that can be
 /// published as a CI artifact or on any static host.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # write public/index.html\n  konductor board --out public\n  # open it (macOS: open public/index.html)\n  xdg-open public/index.html"
+)]
 pub struct BoardArgs {
     /// Directory to write `index.html` (and `board.json`) into
     #[arg(long, value_name = "DIR")]
@@ -49,6 +52,7 @@ pub fn cmd_board(args: BoardArgs) -> anyhow::Result<i32> {
             &serde_json::json!({ "trains": reports, "ignored": found.ignored }),
         )?,
     )?;
-    out!("wrote {} ({} trains)", index.display(), reports.len());
+    let n = reports.len();
+    out!("wrote {} ({n} train{})", index.display(), super::plural(n));
     Ok(0)
 }

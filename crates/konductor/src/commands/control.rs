@@ -11,6 +11,9 @@ use crate::out;
 /// Refuses a step that is not manual, a gate whose dependencies are not done, and an
 /// identity not in the gate's `approvers`. Unblocking twice is a no-op.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # prints the command for a waiting gate\n  konductor status --train 1.0\n  # let the train go on\n  konductor unblock --train 1.0 --step require-manual-unblock-before-prod-deploy \\\n      --reason \"flavors reviewed\""
+)]
 pub struct UnblockArgs {
     /// The train (`N.P`)
     #[arg(long, value_name = "N.P")]
@@ -54,6 +57,9 @@ pub fn cmd_unblock(args: UnblockArgs) -> anyhow::Result<i32> {
 
 /// Trigger the next attempt of a failed step
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # trigger unit-tests.2 after unit-tests.1 failed\n  konductor retry --train 1.0 --step unit-tests"
+)]
 pub struct RetryArgs {
     /// The train (`N.P`)
     #[arg(long, value_name = "N.P")]
@@ -87,6 +93,9 @@ pub fn cmd_retry(args: RetryArgs) -> anyhow::Result<i32> {
 
 /// Cancel a train: ticks trigger nothing more for it
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # stop ticking train 1.0\n  konductor cancel --train 1.0 --reason \"superseded by 2.0\""
+)]
 pub struct CancelArgs {
     /// The train (`N.P`)
     #[arg(long, value_name = "N.P")]

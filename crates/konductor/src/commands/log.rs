@@ -17,6 +17,9 @@ use crate::out;
 /// first (a trigger after the unblock or success that allowed it, a state after its
 /// trigger), then time.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # who did what on train 1.0\n  konductor log --train 1.0\n  # the newest trains, one JSON object per line\n  konductor log --json"
+)]
 pub struct LogArgs {
     /// Only this train (`N.P`)
     #[arg(long, value_name = "N.P")]

@@ -20,13 +20,39 @@ use konductor_core::sdd::Sdd;
 
 /// Read and validate an SDD file.
 pub fn load_sdd(path: &Path) -> anyhow::Result<Sdd> {
-    let text =
-        konductor_core::sdd::read_file(path).map_err(|e| konductor_core::error::Error::Io {
-            what: format!("cannot read `{}`", path.display()),
-            source: e,
-        })?;
+    let text = konductor_core::sdd::read_file(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            // The usual first stumble: running outside the repository's root.
+            let hint = if path == Path::new(DEFAULT_SDD) {
+                "; run it where `sdd.yaml` is, or pass the graph with `--sdd FILE`"
+            } else {
+                ""
+            };
+            konductor_core::error::Error::input(format!(
+                "cannot read `{}`: no such file{hint}",
+                path.display()
+            ))
+        } else {
+            konductor_core::error::Error::Io {
+                what: format!("cannot read `{}`", path.display()),
+                source: e,
+            }
+        }
+    })?;
     Ok(Sdd::parse(&path.display().to_string(), &text)?)
 }
+
+/// `s` after a count other than one: `1 train`, `2 trains`.
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The graph's file when `--sdd` is not given.
+pub const DEFAULT_SDD: &str = "sdd.yaml";
 
 /// Read an SDD only if a path was given.
 pub fn load_sdd_opt(path: Option<&PathBuf>) -> anyhow::Result<Option<Sdd>> {

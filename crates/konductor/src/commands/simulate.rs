@@ -4,6 +4,7 @@ use clap::Args;
 use konductor_core::error::Error;
 use konductor_core::simulate::{simulate, SimOptions};
 
+use super::plural;
 use crate::out;
 
 /// Dry-run a train locally with instant jobs, tick by tick
@@ -76,9 +77,13 @@ pub fn cmd_simulate(args: SimulateArgs) -> anyhow::Result<i32> {
     if !blocked.is_empty() {
         out!("blocked: {}", blocked.join(", "));
     }
+    // The path lists every step on it; only jobs take time (gates and virtual steps don't).
+    let n = sim.critical_path.len();
     out!(
-        "critical path ({} jobs): {}",
+        "critical path ({n} step{}, {} of them job{}): {}",
+        plural(n),
         sim.depth,
+        plural(sim.depth),
         sim.critical_path.join(" → ")
     );
     Ok(0)

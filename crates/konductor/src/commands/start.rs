@@ -9,6 +9,9 @@ use crate::out;
 /// Creates the train tag `release=N.0`, N one more than the highest train on the remote
 /// (create-only: a racing start takes the next number). `--hotfix N` opens `N.1`, `N.2`, ….
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # open the next train; prints e.g. 1.0\n  konductor start --sha \"$(git rev-parse HEAD)\"\n  # open hotfix train 1.1\n  konductor start --sha \"$(git rev-parse HEAD)\" --hotfix 1"
+)]
 pub struct StartArgs {
     /// The commit to release
     #[arg(long, value_name = "SHA")]

@@ -12,6 +12,9 @@ use crate::render;
 /// `--json` prints one object for `--train`, else `{"trains": [...]}`; the fields are
 /// documented in docs/status-json.md.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # the newest trains, and where staging and production are\n  konductor status\n  # one train's steps, and any gate's unblock command\n  konductor status --train 1.0\n  # redraw until it ends\n  konductor status --train 1.0 --watch"
+)]
 pub struct StatusArgs {
     /// Only this train (`N.P`)
     #[arg(long, value_name = "N.P")]

@@ -12,6 +12,9 @@ use crate::out;
 /// twice. Without `--train` it advances every running train among the newest `--horizon`
 /// train numbers. The graph is `sdd.yaml` at each train's commit unless `--sdd` is given.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # advance every running train\n  konductor tick\n  # show what one train would trigger\n  konductor tick --train 1.0 --dry-run"
+)]
 pub struct TickArgs {
     /// Only this train (`N.P`)
     #[arg(long, value_name = "N.P")]

@@ -8,6 +8,9 @@ use crate::out;
 ///
 /// Exits 0 with a one-line summary, or 2 with every problem, each with its file and line.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # check ./sdd.yaml\n  konductor validate\n  # check another file\n  konductor validate --sdd ci/sdd.yaml"
+)]
 pub struct ValidateArgs {
     /// The step graph
     #[arg(long, default_value = "sdd.yaml", value_name = "FILE")]

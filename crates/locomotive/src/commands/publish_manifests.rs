@@ -17,6 +17,9 @@ use konductor_core::store::{CacheLocation, Identity};
 /// nothing pushed). Empty folders cannot be held by git: they are left out, with a
 /// warning. See docs/integrations.md.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # move `staging-k8s` to k8s/out\n  locomotive publish-manifests --dir k8s/out --tag staging-k8s --triggering-tag \"$TAG\""
+)]
 pub struct PublishManifestsArgs {
     /// Directory holding the manifests (committed recursively; `.git` is skipped, symlinks
     /// inside it are committed as their targets)

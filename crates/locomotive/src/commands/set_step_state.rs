@@ -13,6 +13,9 @@ use konductor_core::tag::JobState;
 /// CI's re-run of it (its Re-run button): recorded as `<triggering-tag>=rerun.<k>=<state>`,
 /// and the newest re-run's outcome counts.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  # first thing in the job\n  locomotive set-step-state --triggering-tag \"$TAG\" --state-name started\n  # last thing, when it passed\n  locomotive set-step-state --triggering-tag \"$TAG\" --state-name success \\\n      --info-string \"job_url:$JOB_URL\""
+)]
 pub struct SetStepStateArgs {
     /// The state to record
     #[arg(long, value_enum, value_name = "STATE")]
