@@ -5,7 +5,7 @@
 #   System tools, with apt, only for a binary that is missing (one `apt-get update`):
 #     lighttpd (smart HTTP git server), sshd + ssh/ssh-keygen (ssh:// remotes, signing),
 #     chromium (the board in a real browser), python3 + venv, curl (the orb's install.sh
-#     checks), kill (procps), mount (the full-disk test)
+#     checks), kill (procps), mount (the full-disk test), openssl (GitHub App test keys)
 #   Python validators of scripts/requirements-ci.txt, in a virtualenv: target/test-venv
 #     (KONDUCTOR_TEST_VENV overrides the path). It is rebuilt only when the requirements
 #     or its Python change, or it stops working: target/test-venv/.requirements.sha256
@@ -40,6 +40,7 @@ TOOLS=(
   sha256sum coreutils
   kill procps
   mount mount
+  openssl openssl
 )
 
 have() {
