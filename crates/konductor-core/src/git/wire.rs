@@ -253,24 +253,18 @@ pub fn create_after_look(
                 .env("LC_ALL", "C")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
+                // Not read: receive-pack starts `git maintenance run --auto --detach`,
+                // which keeps a stderr pipe open long after the push (reading it to its
+                // end cost 60–90 ms a push). Failures go the general way, which says why.
+                .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| WireError::Remote(format!("cannot run `git receive-pack`: {e}")))?;
             let out = child.stdout.take().expect("piped");
             let mut inp = child.stdin.take().expect("piped");
             let res = converse_create(&mut BufReader::new(out), &mut inp, keep, decide);
             drop(inp);
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
             let _ = child.wait();
-            res.map_err(|e| match e {
-                WireError::Remote(m) if !err.trim().is_empty() => {
-                    WireError::Remote(format!("{m} ({})", err.trim()))
-                }
-                e => e,
-            })
+            res
         }
         Endpoint::Daemon { host, port, path } => {
             let stream = connect(host, *port)?;

@@ -385,3 +385,36 @@ pub(crate) fn require_trusted_trigger(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod choose_run_tests {
+    use super::*;
+
+    fn runs(v: &[(u32, JobState, bool)]) -> BTreeMap<u32, BTreeMap<JobState, bool>> {
+        let mut m: BTreeMap<u32, BTreeMap<JobState, bool>> = BTreeMap::new();
+        for (k, s, t) in v {
+            m.entry(*k).or_default().insert(*s, *t);
+        }
+        m
+    }
+
+    #[test]
+    fn a_report_after_the_end_is_the_next_rerun() {
+        use JobState::*;
+        assert_eq!(choose_run(Started, &runs(&[])).unwrap(), 0);
+        assert_eq!(
+            choose_run(Success, &runs(&[(0, Started, true)])).unwrap(),
+            0
+        );
+        // Started after an end: re-run 1; an end contradicting the run's: re-run 1.
+        let ended = runs(&[(0, Started, true), (0, Failure, true)]);
+        assert_eq!(choose_run(Started, &ended).unwrap(), 1);
+        assert_eq!(choose_run(Success, &ended).unwrap(), 1);
+        assert_eq!(choose_run(Failure, &ended).unwrap(), 0);
+        // Untrusted tags don't end a run, but their numbers are never reused.
+        let spoofed = runs(&[(0, Started, true), (0, Failure, false), (3, Started, false)]);
+        assert_eq!(choose_run(Success, &spoofed).unwrap(), 0);
+        let ended_with_junk = runs(&[(0, Success, true), (3, Started, false)]);
+        assert_eq!(choose_run(Started, &ended_with_junk).unwrap(), 4);
+    }
+}
