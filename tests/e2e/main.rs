@@ -7,6 +7,7 @@ mod board;
 mod boundaries;
 mod browser;
 mod cas;
+mod checkout;
 mod cli;
 mod deploy;
 mod docs;

@@ -723,59 +723,12 @@ impl Store {
     }
 
     fn tag_record_at(&self, name: &str, oid: Oid) -> Option<TagRecord> {
-        match self.repo.find_tag(oid) {
-            Ok(tag) => {
-                let commit = tag.target_id();
-                let commit = self
-                    .repo
-                    .find_object(commit, None)
-                    .ok()
-                    .and_then(|o| o.peel(ObjectType::Commit).ok())
-                    .map_or(commit, |c| c.id());
-                let (tagger, time) = tag.tagger().map_or((None, None), |s| {
-                    (
-                        Some(format!(
-                            "{} <{}>",
-                            s.name().unwrap_or("?"),
-                            s.email().unwrap_or("?")
-                        )),
-                        Some(s.when().seconds()),
-                    )
-                });
-                let mut message = tag.message().ok().flatten().unwrap_or("").to_string();
-                if let Some(at) = message.find("-----BEGIN ") {
-                    message.truncate(at);
-                }
-                let (signer, signature_error) = match &self.allowed_signers {
-                    Some(allowed) => match self.verify_cached(oid, allowed) {
-                        Ok(p) => (Some(p), None),
-                        Err(e) => (None, Some(e)),
-                    },
-                    None => (None, None),
-                };
-                Some(TagRecord {
-                    name: name.to_string(),
-                    commit: commit.to_string(),
-                    tagger,
-                    time,
-                    message,
-                    signer,
-                    signature_error,
-                })
-            }
-            Err(_) => Some(TagRecord {
-                name: name.to_string(),
-                commit: oid.to_string(),
-                tagger: None,
-                time: None,
-                message: String::new(),
-                signer: None,
-                signature_error: self
-                    .allowed_signers
-                    .as_ref()
-                    .map(|_| "a lightweight tag carries no signature".to_string()),
-            }),
-        }
+        let verdict = |oid: Oid| {
+            self.allowed_signers
+                .as_ref()
+                .map(|allowed| self.verify_cached(oid, allowed))
+        };
+        Some(record_at(&self.repo, name, oid, verdict))
     }
 
     /// Create an annotated tag object (not yet a ref) on `commit`.
@@ -1652,6 +1605,188 @@ impl Store {
         let remote = repo.find_remote("origin").ok()?;
         remote.url().ok().map(str::to_string)
     }
+}
+
+/// The record of the tag `name` whose ref holds `oid`, read from `repo`; `verdict` gives the
+/// signer of a tag object (or why there is none), `None` without verification.
+fn record_at(
+    repo: &Repository,
+    name: &str,
+    oid: Oid,
+    verdict: impl Fn(Oid) -> Option<std::result::Result<String, String>>,
+) -> TagRecord {
+    match repo.find_tag(oid) {
+        Ok(tag) => {
+            let commit = tag.target_id();
+            let commit = repo
+                .find_object(commit, None)
+                .ok()
+                .and_then(|o| o.peel(ObjectType::Commit).ok())
+                .map_or(commit, |c| c.id());
+            let (tagger, time) = tag.tagger().map_or((None, None), |s| {
+                (
+                    Some(format!(
+                        "{} <{}>",
+                        s.name().unwrap_or("?"),
+                        s.email().unwrap_or("?")
+                    )),
+                    Some(s.when().seconds()),
+                )
+            });
+            let mut message = tag.message().ok().flatten().unwrap_or("").to_string();
+            if let Some(at) = message.find("-----BEGIN ") {
+                message.truncate(at);
+            }
+            let (signer, signature_error) = match verdict(oid) {
+                Some(Ok(p)) => (Some(p), None),
+                Some(Err(e)) => (None, Some(e)),
+                None => (None, None),
+            };
+            TagRecord {
+                name: name.to_string(),
+                commit: commit.to_string(),
+                tagger,
+                time,
+                message,
+                signer,
+                signature_error,
+            }
+        }
+        Err(_) => TagRecord {
+            name: name.to_string(),
+            commit: oid.to_string(),
+            tagger: None,
+            time: None,
+            message: String::new(),
+            signer: None,
+            signature_error: verdict(oid)
+                .map(|_| "a lightweight tag carries no signature".to_string()),
+        },
+    }
+}
+
+/// The raw bytes of an annotated tag object `name` on the commit `commit`, signed with
+/// `key` (git's SSH signature format) when given.
+pub fn tag_object_bytes(
+    name: &str,
+    commit: &str,
+    message: &str,
+    who: &Identity,
+    when: i64,
+    key: Option<&Path>,
+) -> Result<Vec<u8>> {
+    crate::model::train::check_one_line(
+        "the identity (`KONDUCTOR_IDENTITY` or git's `user.name`/`user.email`)",
+        &who.to_string(),
+    )
+    .map_err(Error::Input)?;
+    // What libgit2 checks when it makes a signature: no angle brackets in the parts.
+    Signature::new(&who.name, &who.email, &git2::Time::new(when, 0))
+        .map_err(|e| Error::input(format!("invalid identity `{who}`: {}", e.message())))?;
+    let mut msg = message.to_string();
+    if !msg.ends_with('\n') {
+        msg.push('\n');
+    }
+    let unsigned = format!(
+        "object {commit}\ntype commit\ntag {name}\ntagger {} <{}> {when} +0000\n\n{msg}",
+        who.name, who.email
+    );
+    match key {
+        Some(key) => crate::git::sign::sign_tag_object(unsigned.as_bytes(), key)
+            .map_err(|e| Error::input(format!("cannot sign tag `{name}`: {e}"))),
+        None => Ok(unsigned.into_bytes()),
+    }
+}
+
+/// A repository on this machine whose objects a command may read: the CI job's checkout.
+/// Nothing is written to it.
+pub struct Checkout {
+    repo: Repository,
+}
+
+impl Checkout {
+    /// The repository the current directory is in (as git finds it: `GIT_DIR`, then the
+    /// parents), if any.
+    pub fn discover() -> Option<Checkout> {
+        init_libgit2();
+        Repository::open_from_env()
+            .ok()
+            .map(|repo| Checkout { repo })
+    }
+
+    /// The record of the tag `name` whose ref holds `oid`, if this repository has that
+    /// tag object; verified against `allowed_signers` when given.
+    pub fn tag_record(
+        &self,
+        name: &str,
+        oid: &str,
+        allowed_signers: Option<&Path>,
+    ) -> Option<TagRecord> {
+        let oid = Oid::from_str(oid).ok()?;
+        let odb = self.repo.odb().ok()?;
+        let (_, kind) = odb.read_header(oid).ok()?;
+        if kind != ObjectType::Tag {
+            return None;
+        }
+        let verdict = |oid: Oid| {
+            allowed_signers.map(|file| {
+                let raw = odb
+                    .read(oid)
+                    .map(|o| o.data().to_vec())
+                    .map_err(|e| format!("cannot read tag object: {}", e.message()))?;
+                crate::git::sign::verify_tag_object(&raw, file).map_err(|e| e.to_string())
+            })
+        };
+        Some(record_at(&self.repo, name, oid, verdict))
+    }
+
+    /// Whether this repository has the commit `oid`.
+    pub fn has_commit(&self, oid: &str) -> bool {
+        let Ok(oid) = Oid::from_str(oid) else {
+            return false;
+        };
+        self.repo
+            .odb()
+            .and_then(|o| o.read_header(oid))
+            .is_ok_and(|(_, kind)| kind == ObjectType::Commit)
+    }
+}
+
+/// A pack holding the one object `raw` of kind `kind`, and the object's id.
+pub fn single_object_pack(kind: ObjectType, raw: &[u8]) -> Result<(String, Vec<u8>)> {
+    let e = |what: &str, err: git2::Error| Error::Remote(format!("{what}: {}", err.message()));
+    let odb = git2::Odb::new().map_err(|err| e("cannot make an object database", err))?;
+    odb.add_new_mempack_backend(1)
+        .map_err(|err| e("cannot make an object database", err))?;
+    let oid = odb
+        .write(kind, raw)
+        .map_err(|err| e("cannot write the tag object", err))?;
+    let repo = Repository::from_odb(odb).map_err(|err| e("cannot pack the tag object", err))?;
+    let mut pb = repo
+        .packbuilder()
+        .map_err(|err| e("cannot pack the tag object", err))?;
+    pb.insert_object(oid, None)
+        .map_err(|err| e("cannot pack the tag object", err))?;
+    let mut buf = git2::Buf::new();
+    pb.write_buf(&mut buf)
+        .map_err(|err| e("cannot pack the tag object", err))?;
+    Ok((oid.to_string(), buf.to_vec()))
+}
+
+/// A create-only push of one ref in one connection to `remote`, decided after a look at
+/// its refs (see [`crate::git::wire::create_after_look`]). `None` when this remote's
+/// transport is not spoken natively (https, ssh), or the connection failed: the caller
+/// then takes the general path, which reports errors properly.
+pub fn create_after_look(
+    remote: &Remote,
+    keep: &dyn Fn(&str) -> bool,
+    decide: &mut dyn FnMut(
+        &std::collections::HashMap<String, String>,
+    ) -> Option<crate::git::wire::NewRef>,
+) -> Option<crate::git::wire::CreateOutcome> {
+    let ep = crate::git::wire::Endpoint::parse(&remote.url).ok()?;
+    let header = remote.http_header();
+    crate::git::wire::create_after_look(&ep, header.as_deref(), keep, decide).ok()
 }
 
 impl Drop for Store {

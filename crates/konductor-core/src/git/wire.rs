@@ -224,6 +224,188 @@ pub fn delete_refs(
     }
 }
 
+/// What [`create_after_look`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The caller looked at the refs and sent nothing.
+    Declined,
+    /// The server created the ref.
+    Created,
+    /// The server refused it (`ng <ref> <why>`), e.g. it appeared meanwhile.
+    Refused(String),
+}
+
+/// A create-only push of one ref, decided after a look at the remote's refs, in one
+/// connection: read the advertisement (keeping the refs `keep` accepts), ask `decide`,
+/// and send its command (`0…0 <oid> <refname>`) with its pack, or nothing. The server's
+/// compare-and-swap on the zero old id makes the create exactly-once.
+pub fn create_after_look(
+    ep: &Endpoint,
+    auth: Option<&str>,
+    keep: &dyn Fn(&str) -> bool,
+    decide: &mut dyn FnMut(&HashMap<String, String>) -> Option<NewRef>,
+) -> Result<CreateOutcome, WireError> {
+    match ep {
+        Endpoint::Local(path) => {
+            let mut child = Command::new(git_program())
+                .arg("receive-pack")
+                .arg(path)
+                .env("LC_ALL", "C")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                // Not read: receive-pack starts `git maintenance run --auto --detach`,
+                // which keeps a stderr pipe open long after the push (reading it to its
+                // end cost 60–90 ms a push). Failures go the general way, which says why.
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| WireError::Remote(format!("cannot run `git receive-pack`: {e}")))?;
+            let out = child.stdout.take().expect("piped");
+            let mut inp = child.stdin.take().expect("piped");
+            let res = converse_create(&mut BufReader::new(out), &mut inp, keep, decide);
+            drop(inp);
+            let _ = child.wait();
+            res
+        }
+        Endpoint::Daemon { host, port, path } => {
+            let stream = connect(host, *port)?;
+            let mut w = stream
+                .try_clone()
+                .map_err(|e| WireError::Remote(e.to_string()))?;
+            let host_arg = if *port == 9418 {
+                host.clone()
+            } else {
+                format!("{host}:{port}")
+            };
+            let req = format!("git-receive-pack {path}\0host={host_arg}\0");
+            w.write_all(&pkt(req.as_bytes())).map_err(io_err)?;
+            converse_create(&mut BufReader::new(stream), &mut w, keep, decide)
+        }
+        Endpoint::Http { host, port, path } => {
+            let adv = http(
+                host,
+                *port,
+                "GET",
+                &format!("{path}/info/refs?service=git-receive-pack"),
+                auth,
+                None,
+            )?;
+            let mut r = BufReader::new(&adv[..]);
+            match read_pkt(&mut r)? {
+                Some(l) if l.starts_with(b"# service=git-receive-pack") => {}
+                _ => {
+                    return Err(WireError::Unsupported(
+                        "the server does not speak smart HTTP".into(),
+                    ))
+                }
+            }
+            if read_pkt(&mut r)?.is_some() {
+                return Err(WireError::Remote("malformed smart HTTP preamble".into()));
+            }
+            let (refs, caps) = read_advertisement_where(&mut r, keep)?;
+            let Some(new) = decide(&refs) else {
+                return Ok(CreateOutcome::Declined);
+            };
+            let body = create_body(&caps, &new)?;
+            let res = http(
+                host,
+                *port,
+                "POST",
+                &format!("{path}/git-receive-pack"),
+                auth,
+                Some(&body),
+            )?;
+            read_create_status(&mut BufReader::new(&res[..]))
+        }
+    }
+}
+
+/// One ref to create: its name, the object's id, and a pack holding the object.
+#[derive(Debug, Clone)]
+pub struct NewRef {
+    /// Full ref name (`refs/tags/…`).
+    pub refname: String,
+    /// The new object's id.
+    pub oid: String,
+    /// A pack with the objects the server lacks.
+    pub pack: Vec<u8>,
+}
+
+fn create_body(caps: &[String], new: &NewRef) -> Result<Vec<u8>, WireError> {
+    if !caps.iter().any(|c| c == "report-status") {
+        return Err(WireError::Unsupported(
+            "the server does not offer `report-status`".into(),
+        ));
+    }
+    if caps
+        .iter()
+        .any(|c| c.starts_with("object-format=") && c != "object-format=sha1")
+    {
+        return Err(WireError::Unsupported("a non-SHA-1 repository".into()));
+    }
+    let mut line = format!("{ZERO} {} {}", new.oid, new.refname).into_bytes();
+    line.push(0);
+    line.extend_from_slice(format!("report-status {AGENT}").as_bytes());
+    line.push(b'\n');
+    let mut body = pkt(&line);
+    body.extend_from_slice(b"0000");
+    body.extend_from_slice(&new.pack);
+    Ok(body)
+}
+
+fn converse_create(
+    r: &mut impl BufRead,
+    w: &mut impl Write,
+    keep: &dyn Fn(&str) -> bool,
+    decide: &mut dyn FnMut(&HashMap<String, String>) -> Option<NewRef>,
+) -> Result<CreateOutcome, WireError> {
+    let (refs, caps) = read_advertisement_where(r, keep)?;
+    let body = match decide(&refs) {
+        Some(new) => create_body(&caps, &new),
+        None => Ok(Vec::new()),
+    };
+    let body = match body {
+        Ok(b) if !b.is_empty() => b,
+        other => {
+            // Nothing to send: a flush-pkt ends the session.
+            let _ = w.write_all(b"0000");
+            let _ = w.flush();
+            return other.map(|_| CreateOutcome::Declined);
+        }
+    };
+    w.write_all(&body).map_err(io_err)?;
+    w.flush().map_err(io_err)?;
+    read_create_status(r)
+}
+
+/// Read `report-status` for one create.
+fn read_create_status(r: &mut impl BufRead) -> Result<CreateOutcome, WireError> {
+    let mut unpack = None;
+    let mut ok = false;
+    let mut ng = None;
+    while let Some(line) = read_pkt(r)? {
+        let line = String::from_utf8_lossy(&line).trim_end().to_string();
+        if let Some(u) = line.strip_prefix("unpack ") {
+            unpack = Some(u.to_string());
+        } else if line.starts_with("ok ") {
+            ok = true;
+        } else if let Some(n) = line.strip_prefix("ng ") {
+            ng = Some(n.split_once(' ').map_or(n, |(_, why)| why).to_string());
+        }
+    }
+    match unpack.as_deref() {
+        Some("ok") => {}
+        Some(other) => return Err(WireError::Rejected(format!("unpack {other}"))),
+        None => return Err(WireError::Remote("no report from the server".into())),
+    }
+    match (ok, ng) {
+        (_, Some(why)) => Ok(CreateOutcome::Refused(why)),
+        (true, None) => Ok(CreateOutcome::Created),
+        (false, None) => Err(WireError::Remote(
+            "the server did not confirm the ref".into(),
+        )),
+    }
+}
+
 fn io_err(e: std::io::Error) -> WireError {
     WireError::Remote(format!("connection failed: {e}"))
 }
@@ -274,6 +456,14 @@ fn read_advertisement(
     dels: &[Delete],
 ) -> Result<(HashMap<String, String>, Vec<String>), WireError> {
     let wanted: HashMap<&str, ()> = dels.iter().map(|d| (d.refname.as_str(), ())).collect();
+    read_advertisement_where(r, &|name| wanted.contains_key(name))
+}
+
+/// The advertised ids of the refs `keep` accepts, and the capabilities.
+fn read_advertisement_where(
+    r: &mut impl BufRead,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(HashMap<String, String>, Vec<String>), WireError> {
     let mut refs = HashMap::new();
     let mut caps = Vec::new();
     let mut first = true;
@@ -299,7 +489,7 @@ fn read_advertisement(
         }
         let main = String::from_utf8_lossy(main);
         if let Some((oid, name)) = main.split_once(' ') {
-            if wanted.contains_key(name) {
+            if keep(name) {
                 refs.insert(name.to_string(), oid.to_string());
             }
         }

@@ -1,12 +1,14 @@
 //! Reports from CI jobs: `locomotive set-step-state`, re-runs included.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::git::store::{Identity, PushOutcome, Store};
-use crate::model::tag::{JobState, Tag};
+use crate::git::store::{Checkout, Identity, PushOutcome, Remote, Store};
+use crate::git::wire::{CreateOutcome, NewRef};
+use crate::model::tag::{JobState, Tag, Trigger};
 use crate::model::train::{short, TagRecord};
 
 #[allow(unused_imports)]
@@ -39,19 +41,20 @@ pub struct SetStateResult {
     pub train: String,
 }
 
-/// Record a job's state as an annotated tag on the train's commit. Needs no checkout: it
-/// fetches the trigger tag and the commit (trees, no file contents) into the store's cache.
-pub fn set_step_state(
-    store: &Store,
-    opts: &SetStateOptions,
-    who: &Identity,
-    now: i64,
-) -> Result<SetStateResult> {
+/// Check a report before the remote is read: the info strings, the trigger's name, the
+/// state. Returns the trigger.
+fn prepare(opts: &SetStateOptions) -> Result<Trigger> {
     // Each line of an info string becomes one line of the message: nothing else may
-    // break it (checked before the remote is read).
+    // break it, and keys the protocol reads from a message can't come from a job.
     for line in opts.info.iter().flat_map(|i| i.lines()) {
         crate::model::train::check_one_line("a line of `--info-string`", line)
             .map_err(Error::Input)?;
+        let key = line.split(':').next().unwrap_or("").trim();
+        if ["by", "reason", "opened-by"].contains(&key) {
+            return Err(Error::input(format!(
+                "`--info-string` cannot set `{key}:`; konductor reads that field from the tag"
+            )));
+        }
     }
     let trig = match opts.triggering_tag.parse::<Tag>()? {
         Tag::Trigger(tr) => tr,
@@ -70,6 +73,93 @@ pub fn set_step_state(
     if opts.state == JobState::Timeout {
         return Err(Error::input("`timeout` is recorded by `konductor tick`, not reported by jobs; report `failure` instead"));
     }
+    Ok(trig)
+}
+
+/// Whether `--sha` (when given) names the trigger's commit.
+fn check_sha(opts: &SetStateOptions, trig_name: &str, commit: &str) -> Result<()> {
+    if let Some(sha) = &opts.sha {
+        let sha = sha.trim();
+        if sha.is_empty() || !commit.starts_with(&sha.to_ascii_lowercase()) || sha.len() < 7 {
+            return Err(Error::input(format!(
+                "`--sha {sha}` is not the commit of `{trig_name}` ({commit}); the job ran on another commit"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Which run of the trigger a report of `state` belongs to, from the states each run has
+/// (run 0 is the first, `…=<state>`; run k ≥ 1 the CI's re-run k, `…=rerun.<k>=<state>`)
+/// and whether each is trusted (on the train's commit, and signed when signatures are
+/// required).
+///
+/// A report on a run that already ended is a re-run of the attempt: the CI's Re-run
+/// button runs the same trigger again. `started` after any end starts re-run k+1; an end
+/// that contradicts the run's (`success` after `failure`) is re-run k+1's end. A repeated
+/// report stays one tag: the name is computed from the tags alone, and a racing twin
+/// finds it taken.
+fn choose_run(state: JobState, runs: &BTreeMap<u32, BTreeMap<JobState, bool>>) -> Result<u32> {
+    // A re-run number any tag took, trusted or not, is never reused.
+    let highest = runs.keys().next_back().copied().unwrap_or(0);
+    let current = runs
+        .iter()
+        .rev()
+        .find(|(_, st)| st.values().any(|t| *t))
+        .map_or(0, |(k, _)| *k);
+    let trusted_in_current = |s: JobState| {
+        runs.get(&current)
+            .and_then(|st| st.get(&s))
+            .copied()
+            .unwrap_or(false)
+    };
+    let ended = runs
+        .get(&current)
+        .into_iter()
+        .flatten()
+        .any(|(s, t)| *t && s.is_terminal());
+    let contradicted = match state {
+        JobState::Success => trusted_in_current(JobState::Failure),
+        JobState::Failure => trusted_in_current(JobState::Success),
+        _ => false,
+    };
+    if (state == JobState::Started && ended) || contradicted {
+        next_number(
+            highest.max(current),
+            crate::model::tag::MAX_RERUN,
+            "re-run number",
+        )
+    } else {
+        Ok(current)
+    }
+}
+
+/// The message of a state tag.
+fn state_message(trig_name: &str, run: u32, opts: &SetStateOptions, who: &Identity) -> String {
+    let mut msg = if run == 0 {
+        format!("{} {}\n\n", trig_name, opts.state)
+    } else {
+        format!("{} re-run {run} {}\n\n", trig_name, opts.state)
+    };
+    for i in &opts.info {
+        for line in i.lines() {
+            msg.push_str(line.trim());
+            msg.push('\n');
+        }
+    }
+    msg.push_str(&format!("by: {who}\n"));
+    msg
+}
+
+/// Record a job's state as an annotated tag on the train's commit. Needs no checkout: it
+/// fetches the trigger tag and the commit (trees, no file contents) into the store's cache.
+pub fn set_step_state(
+    store: &Store,
+    opts: &SetStateOptions,
+    who: &Identity,
+    now: i64,
+) -> Result<SetStateResult> {
+    let trig = prepare(opts)?;
     let trig_name = trig.tag().to_string();
     // The trigger and this job's states; one prefix read.
     store.refresh(&[format!("{trig_name}*")])?;
@@ -77,16 +167,7 @@ pub fn set_step_state(
         .tag_record(&trig_name)
         .ok_or_else(|| super::control::missing_trigger(store, &trig))?;
     require_trusted_trigger(store, &record, "report for it")?;
-    if let Some(sha) = &opts.sha {
-        let sha = sha.trim();
-        if sha.is_empty() || !record.commit.starts_with(&sha.to_ascii_lowercase()) || sha.len() < 7
-        {
-            return Err(Error::input(format!(
-                "`--sha {sha}` is not the commit of `{trig_name}` ({}); the job ran on another commit",
-                record.commit
-            )));
-        }
-    }
+    check_sha(opts, &trig_name, &record.commit)?;
     // Every run's states: run 0 is the first (`…=<state>`), run k ≥ 1 the CI's re-run k
     // of the same trigger (`…=rerun.<k>=<state>`).
     let mut runs: BTreeMap<u32, BTreeMap<JobState, TagRecord>> = BTreeMap::new();
@@ -106,40 +187,11 @@ pub fn set_step_state(
     }
     let signed = store.requires_signatures();
     let trusted = |r: &TagRecord| r.commit == record.commit && (!signed || r.signer.is_some());
-    // A re-run number any tag took, trusted or not, is never reused.
-    let highest = runs.keys().next_back().copied().unwrap_or(0);
-    let current = runs
+    let trust: BTreeMap<u32, BTreeMap<JobState, bool>> = runs
         .iter()
-        .rev()
-        .find(|(_, st)| st.values().any(trusted))
-        .map_or(0, |(k, _)| *k);
-    let cur: BTreeMap<JobState, &TagRecord> = runs
-        .get(&current)
-        .into_iter()
-        .flatten()
-        .filter(|(_, r)| trusted(r))
-        .map(|(s, r)| (*s, r))
+        .map(|(k, st)| (*k, st.iter().map(|(s, r)| (*s, trusted(r))).collect()))
         .collect();
-    // A report on a run that already ended is a re-run of the attempt: the CI's Re-run
-    // button runs the same trigger again. `started` after any end starts re-run k+1; an
-    // end that contradicts the run's (`success` after `failure`) is re-run k+1's end. A
-    // repeated report stays one tag: the name is computed from the tags alone, and a
-    // racing twin finds it taken.
-    let ended = cur.keys().any(|s| s.is_terminal());
-    let contradicted = match opts.state {
-        JobState::Success => cur.contains_key(&JobState::Failure),
-        JobState::Failure => cur.contains_key(&JobState::Success),
-        _ => false,
-    };
-    let run = if (opts.state == JobState::Started && ended) || contradicted {
-        next_number(
-            highest.max(current),
-            crate::model::tag::MAX_RERUN,
-            "re-run number",
-        )?
-    } else {
-        current
-    };
+    let run = choose_run(opts.state, &trust)?;
     let name = trig.run_state_tag(run, opts.state).to_string();
     let existing = runs.get(&run).and_then(|st| st.get(&opts.state));
     if let Some(r) = existing.filter(|r| signed && r.signer.is_none() && r.commit == record.commit)
@@ -166,25 +218,7 @@ pub fn set_step_state(
             train: trig.train.to_string(),
         });
     }
-    let mut msg = if run == 0 {
-        format!("{} {}\n\n", trig_name, opts.state)
-    } else {
-        format!("{} re-run {run} {}\n\n", trig_name, opts.state)
-    };
-    for i in &opts.info {
-        for line in i.lines() {
-            // Keys the protocol reads from a message can't come from a job's info string.
-            let key = line.split(':').next().unwrap_or("").trim();
-            if ["by", "reason", "opened-by"].contains(&key) {
-                return Err(Error::input(format!(
-                    "`--info-string` cannot set `{key}:`; konductor reads that field from the tag"
-                )));
-            }
-            msg.push_str(line.trim());
-            msg.push('\n');
-        }
-    }
-    msg.push_str(&format!("by: {who}\n"));
+    let msg = state_message(&trig_name, run, opts, who);
     let oid = store.make_tag(&name, &record.commit, &msg, who, now)?;
     let outcome = match store.push_tag_create(&name, &oid)? {
         PushOutcome::Created => "created",
@@ -196,6 +230,140 @@ pub fn set_step_state(
         rerun: Some(run).filter(|k| *k > 0),
         train: trig.train.to_string(),
     })
+}
+
+/// Unknown trust bits [`set_step_state_from_checkout`] tries every combination of, at most.
+const MAX_UNSEEN: usize = 6;
+
+/// `set-step-state` from the job's checkout, in one connection and no fetch: read the
+/// remote's refs (the advertisement a push receives anyway), find the trigger's tag
+/// object (and its commit) in the checkout, choose the state tag's name, and send it with
+/// a one-object pack. The state tags of earlier reports are seen in the advertisement;
+/// their objects are read from the checkout when it has them, and when it doesn't, the
+/// name is chosen only if it is the same whatever those tags turn out to be (trusted or
+/// not).
+///
+/// `Ok(None)`: this path can't decide or didn't create the tag (the checkout lacks the
+/// trigger or its commit, a transport not spoken natively, a tag that appeared meanwhile,
+/// a refusal, any error): the caller then runs [`set_step_state`], which reads everything
+/// and says what is wrong. Nothing was written in that case.
+pub fn set_step_state_from_checkout(
+    remote: &Remote,
+    checkout: &Checkout,
+    signing_key: Option<&Path>,
+    allowed_signers: Option<&Path>,
+    opts: &SetStateOptions,
+    who: &Identity,
+    now: i64,
+) -> Result<Option<SetStateResult>> {
+    let trig = prepare(opts)?;
+    let trig_name = trig.tag().to_string();
+    let trig_ref = format!("refs/tags/{trig_name}");
+    let states_prefix = format!("{trig_ref}=");
+    let keep = |name: &str| name == trig_ref || name.starts_with(&states_prefix);
+    let signed = allowed_signers.is_some();
+    let mut chosen: Option<(u32, String)> = None;
+    let mut failure: Option<Error> = None;
+    let mut decide = |refs: &std::collections::HashMap<String, String>| -> Option<NewRef> {
+        let record = checkout.tag_record(&trig_name, refs.get(&trig_ref)?, allowed_signers)?;
+        if signed && record.signer.is_none() {
+            return None;
+        }
+        if !checkout.has_commit(&record.commit)
+            || check_sha(opts, &trig_name, &record.commit).is_err()
+        {
+            return None;
+        }
+        // Every run's states, trusted (Some(bool)) or not seen (None).
+        let mut runs: BTreeMap<u32, BTreeMap<JobState, Option<bool>>> = BTreeMap::new();
+        for (name, oid) in refs {
+            let Some(tag) = name.strip_prefix("refs/tags/") else {
+                continue;
+            };
+            let (k, s) = match Tag::parse_any(tag) {
+                Ok(Some(Tag::State(t, s))) if t == trig => (0, s),
+                Ok(Some(Tag::Rerun(t, k, s))) if t == trig => (k, s),
+                _ => continue,
+            };
+            let seen = checkout
+                .tag_record(tag, oid, allowed_signers)
+                .map(|r| r.commit == record.commit && (!signed || r.signer.is_some()));
+            runs.entry(k).or_default().insert(s, seen);
+        }
+        let unseen: Vec<(u32, JobState)> = runs
+            .iter()
+            .flat_map(|(k, st)| {
+                st.iter()
+                    .filter(|(_, t)| t.is_none())
+                    .map(|(s, _)| (*k, *s))
+            })
+            .collect();
+        if unseen.len() > MAX_UNSEEN {
+            return None;
+        }
+        // The run must be the same whatever the unseen tags are.
+        let mut run = None;
+        for bits in 0u32..(1 << unseen.len()) {
+            let trust: BTreeMap<u32, BTreeMap<JobState, bool>> = runs
+                .iter()
+                .map(|(k, st)| {
+                    let st = st
+                        .iter()
+                        .map(|(s, t)| {
+                            let i = unseen.iter().position(|u| *u == (*k, *s));
+                            (*s, t.unwrap_or_else(|| (bits >> i.unwrap_or(0)) & 1 == 1))
+                        })
+                        .collect();
+                    (*k, st)
+                })
+                .collect();
+            let r = choose_run(opts.state, &trust).ok()?;
+            if run.is_some_and(|x| x != r) {
+                return None;
+            }
+            run = Some(r);
+        }
+        let run = run?;
+        // An existing tag of that name: the general path says whether it counts.
+        if runs
+            .get(&run)
+            .is_some_and(|st| st.contains_key(&opts.state))
+        {
+            return None;
+        }
+        let name = trig.run_state_tag(run, opts.state).to_string();
+        let msg = state_message(&trig_name, run, opts, who);
+        let made =
+            crate::git::store::tag_object_bytes(&name, &record.commit, &msg, who, now, signing_key)
+                .and_then(|raw| crate::git::store::single_object_pack(git2::ObjectType::Tag, &raw));
+        match made {
+            Ok((oid, pack)) => {
+                chosen = Some((run, name.clone()));
+                Some(NewRef {
+                    refname: format!("refs/tags/{name}"),
+                    oid,
+                    pack,
+                })
+            }
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        }
+    };
+    let outcome = crate::git::store::create_after_look(remote, &keep, &mut decide);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    match (outcome, chosen) {
+        (Some(CreateOutcome::Created), Some((run, name))) => Ok(Some(SetStateResult {
+            tag: name,
+            outcome: "created".into(),
+            rerun: Some(run).filter(|k| *k > 0),
+            train: trig.train.to_string(),
+        })),
+        _ => Ok(None),
+    }
 }
 
 /// With verification on, refuse a trigger no allowed signer signed: a job must not act on
@@ -213,4 +381,37 @@ pub(crate) fn require_trusted_trigger(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod choose_run_tests {
+    use super::*;
+
+    fn runs(v: &[(u32, JobState, bool)]) -> BTreeMap<u32, BTreeMap<JobState, bool>> {
+        let mut m: BTreeMap<u32, BTreeMap<JobState, bool>> = BTreeMap::new();
+        for (k, s, t) in v {
+            m.entry(*k).or_default().insert(*s, *t);
+        }
+        m
+    }
+
+    #[test]
+    fn a_report_after_the_end_is_the_next_rerun() {
+        use JobState::*;
+        assert_eq!(choose_run(Started, &runs(&[])).unwrap(), 0);
+        assert_eq!(
+            choose_run(Success, &runs(&[(0, Started, true)])).unwrap(),
+            0
+        );
+        // Started after an end: re-run 1; an end contradicting the run's: re-run 1.
+        let ended = runs(&[(0, Started, true), (0, Failure, true)]);
+        assert_eq!(choose_run(Started, &ended).unwrap(), 1);
+        assert_eq!(choose_run(Success, &ended).unwrap(), 1);
+        assert_eq!(choose_run(Failure, &ended).unwrap(), 0);
+        // Untrusted tags don't end a run, but their numbers are never reused.
+        let spoofed = runs(&[(0, Started, true), (0, Failure, false), (3, Started, false)]);
+        assert_eq!(choose_run(Success, &spoofed).unwrap(), 0);
+        let ended_with_junk = runs(&[(0, Success, true), (3, Started, false)]);
+        assert_eq!(choose_run(Started, &ended_with_junk).unwrap(), 4);
+    }
 }

@@ -1,8 +1,11 @@
 use std::io::Write as _;
 
 use clap::{Args, ValueEnum};
-use konductor_core::ops::{set_step_state, tick, SetStateOptions, TickOptions, DEFAULT_HORIZON};
-use konductor_core::store::{CacheLocation, Identity};
+use konductor_core::ops::{
+    set_step_state, set_step_state_from_checkout, tick, SetStateOptions, TickOptions,
+    DEFAULT_HORIZON,
+};
+use konductor_core::store::{CacheLocation, Checkout, Identity};
 use konductor_core::tag::JobState;
 
 /// Record a job's state (`started`, `success`, `failure`) as a state tag
@@ -51,15 +54,38 @@ pub fn cmd_set_step_state(args: SetStepStateArgs) -> anyhow::Result<i32> {
     };
     let who = Identity::from_env("locomotive");
     let now = konductor_core::time::now();
-    let res = {
-        let store = args.remote.open_at(CacheLocation::Temporary)?;
-        let opts = SetStateOptions {
-            triggering_tag: args.triggering_tag.clone(),
-            state,
-            info: args.info_string.clone(),
-            sha: args.sha.clone(),
-        };
-        set_step_state(&store, &opts, &who, now)?
+    let opts = SetStateOptions {
+        triggering_tag: args.triggering_tag.clone(),
+        state,
+        info: args.info_string.clone(),
+        sha: args.sha.clone(),
+    };
+    // Inside the job's checkout: one push, no fetch, when the checkout has the trigger
+    // and its commit; else (or on any doubt) the temporary repository below.
+    let quick = match Checkout::discover() {
+        Some(checkout)
+            if [&args.remote.signing_key, &args.remote.allowed_signers]
+                .iter()
+                .all(|p| p.as_ref().is_none_or(|p| p.is_file())) =>
+        {
+            set_step_state_from_checkout(
+                &args.remote.remote()?,
+                &checkout,
+                args.remote.signing_key.as_deref(),
+                args.remote.allowed_signers.as_deref(),
+                &opts,
+                &who,
+                now,
+            )?
+        }
+        _ => None,
+    };
+    let res = match quick {
+        Some(res) => res,
+        None => {
+            let store = args.remote.open_at(CacheLocation::Temporary)?;
+            set_step_state(&store, &opts, &who, now)?
+        }
     };
     writeln!(std::io::stdout().lock(), "{}: {}", res.tag, res.outcome)?;
     if args.tick && state.is_terminal() {

@@ -1,0 +1,201 @@
+//! `locomotive set-step-state` from the CI job's checkout: one push, no fetch, when the
+//! checkout has the trigger tag and its commit; the general path (a temporary repository
+//! and a fetch) otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{Env, Out, SMALL_SDD};
+use crate::support::servers::{hermetic, Kind};
+
+/// Run git in `dir` with the test's hermetic environment.
+fn git(env: &Env, dir: &Path, args: &[&str]) -> String {
+    let mut c = Command::new("git");
+    hermetic(&mut c, &env.home);
+    let o = c.arg("-C").arg(dir).args(args).output().expect("git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A CI job's checkout: a clone of the branch, then the trigger tag (as actions/checkout
+/// and CircleCI's checkout fetch it).
+fn ci_checkout(env: &Env, trigger: &str) -> PathBuf {
+    let co = env
+        .root
+        .path()
+        .join(format!("co-{}", trigger.replace('=', "_")));
+    git(
+        env,
+        env.root.path(),
+        &[
+            "clone",
+            "-q",
+            "--no-tags",
+            &env.server.url,
+            co.to_str().unwrap(),
+        ],
+    );
+    git(
+        env,
+        &co,
+        &[
+            "fetch",
+            "-q",
+            "origin",
+            &format!("refs/tags/{trigger}:refs/tags/{trigger}"),
+        ],
+    );
+    co
+}
+
+/// `locomotive set-step-state` run in `dir` with `GIT_TRACE` on; the trace's git commands.
+fn report_in(env: &Env, dir: &Path, tag: &str, state: &str) -> (Out, String) {
+    let trace = env.root.path().join("git-trace");
+    let _ = std::fs::remove_file(&trace);
+    let mut c = env.cmd("locomotive");
+    c.current_dir(dir).env("GIT_TRACE", &trace).args([
+        "set-step-state",
+        "--state-name",
+        state,
+        "--triggering-tag",
+        tag,
+    ]);
+    let out = env.run_cmd(&mut c);
+    let traced = std::fs::read_to_string(&trace).unwrap_or_default();
+    (out, traced)
+}
+
+fn fetched(trace: &str) -> bool {
+    trace.contains("'fetch'") || trace.contains("upload-pack")
+}
+
+#[test]
+fn locomotive_in_a_checkout_pushes_once_and_fetches_nothing() {
+    let env = Env::new(Kind::Bare, SMALL_SDD);
+    let t = env.start();
+    env.tick(&t);
+    let trig = "release=1.0=a.1";
+    let co = ci_checkout(&env, trig);
+
+    let (out, trace) = report_in(&env, &co, trig, "started");
+    assert!(out.ok().contains(&format!("{trig}=started: created")));
+    assert!(trace.contains("receive-pack"), "{trace}");
+    assert!(
+        !fetched(&trace),
+        "no fetch from a checkout that has the trigger:\n{trace}"
+    );
+    // `success` while `started` (not in the checkout) is there: still no fetch.
+    let (out, trace) = report_in(&env, &co, trig, "success");
+    assert!(out.ok().contains(&format!("{trig}=success: created")));
+    assert!(!fetched(&trace), "{trace}");
+    assert_eq!(env.step_state(&t, "a"), "success");
+    // The tags are the ones the general path writes: on the train's commit, readable.
+    let commit = git(&env, &co, &["rev-parse", &format!("{trig}^{{commit}}")]);
+    let on = env
+        .server
+        .git(&["rev-parse", &format!("{trig}=success^{{commit}}")]);
+    assert_eq!(commit.trim(), on.trim());
+    env.server.git(&["fsck", "--no-dangling"]);
+
+    // Whatever the checkout can't decide goes the general way: a repeat is one tag…
+    let (out, trace) = report_in(&env, &co, trig, "success");
+    assert!(out.ok().contains("already-recorded"));
+    assert!(fetched(&trace), "{trace}");
+    // …and the CI's Re-run after the end is re-run 1.
+    let (out, _) = report_in(&env, &co, trig, "started");
+    assert!(out
+        .ok()
+        .contains(&format!("{trig}=rerun.1=started: created")));
+    // (Which run a `failure` now belongs to depends on whether the unseen tags are
+    // trusted: the general path reads them.)
+    let (out, _) = report_in(&env, &co, trig, "failure");
+    assert!(out
+        .ok()
+        .contains(&format!("{trig}=rerun.1=failure: created")));
+    assert_eq!(env.step_state(&t, "a"), "failure");
+}
+
+#[test]
+fn locomotive_in_a_checkout_checks_the_sha_and_the_trigger() {
+    let env = Env::new(Kind::Daemon, SMALL_SDD);
+    let t = env.start();
+    env.tick(&t);
+    let trig = "release=1.0=b.1";
+    let co = ci_checkout(&env, trig);
+    let mut c = env.cmd("locomotive");
+    c.current_dir(&co).args([
+        "set-step-state",
+        "--state-name",
+        "started",
+        "--triggering-tag",
+        trig,
+        "--sha",
+        "0000000000000000000000000000000000000000",
+    ]);
+    env.run_cmd(&mut c)
+        .fails(2, "the job ran on another commit");
+    // A trigger the remote doesn't have, though the checkout has a tag of that name.
+    git(
+        &env,
+        &co,
+        &["tag", "-a", "-m", "forged", "release=1.0=zz.1", "HEAD"],
+    );
+    let (out, _) = report_in(&env, &co, "release=1.0=zz.1", "started");
+    out.fails(2, "does not exist");
+    assert!(env
+        .tags("1.0")
+        .iter()
+        .all(|t| !t.starts_with("release=1.0=b.1=")));
+    let (out, trace) = report_in(&env, &co, trig, "started");
+    assert!(out.ok().contains("created"));
+    assert!(!fetched(&trace), "{trace}");
+}
+
+#[test]
+fn locomotive_in_a_checkout_without_the_commit_falls_back() {
+    let env = Env::new(Kind::Bare, SMALL_SDD);
+    let t = env.start();
+    env.tick(&t);
+    let trig = "release=1.0=a.1";
+    // A repository with the trigger's tag object but not its commit.
+    let co = env.root.path().join("no-commit");
+    std::fs::create_dir_all(&co).unwrap();
+    git(&env, &co, &["init", "-q"]);
+    let raw = env.server.git(&["cat-file", "tag", trig]);
+    let mut c = Command::new("git");
+    hermetic(&mut c, &env.home);
+    let mut child = c
+        .arg("-C")
+        .arg(&co)
+        .args(["hash-object", "-t", "tag", "-w", "--stdin", "--literally"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(raw.as_bytes())
+        .unwrap();
+    let oid = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    git(
+        &env,
+        &co,
+        &["update-ref", &format!("refs/tags/{trig}"), oid.trim()],
+    );
+
+    let (out, trace) = report_in(&env, &co, trig, "started");
+    assert!(out.ok().contains(&format!("{trig}=started: created")));
+    assert!(fetched(&trace), "the general path fetches:\n{trace}");
+    // And a directory that is no repository at all.
+    let (out, trace) = report_in(&env, env.root.path(), trig, "success");
+    assert!(out.ok().contains(&format!("{trig}=success: created")));
+    assert!(fetched(&trace), "{trace}");
+    assert_eq!(env.step_state(&t, "a"), "success");
+}
