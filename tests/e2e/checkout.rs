@@ -166,24 +166,11 @@ fn locomotive_in_a_checkout_without_the_commit_falls_back() {
     std::fs::create_dir_all(&co).unwrap();
     git(&env, &co, &["init", "-q"]);
     let raw = env.server.git(&["cat-file", "tag", trig]);
-    let mut c = Command::new("git");
-    hermetic(&mut c, &env.home);
-    let mut child = c
-        .arg("-C")
-        .arg(&co)
-        .args(["hash-object", "-t", "tag", "-w", "--stdin", "--literally"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(raw.as_bytes())
-        .unwrap();
-    let oid = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let oid = crate::support::servers::git_stdin(
+        &co,
+        &["hash-object", "-t", "tag", "-w", "--stdin", "--literally"],
+        raw.as_bytes(),
+    );
     git(
         &env,
         &co,

@@ -1,9 +1,7 @@
 //! Faults and attacks: junk and spoofed tags, a server that dies or rejects mid-operation,
 //! secrets under failure. After each, the next tick converges with nothing lost or doubled.
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 
 use crate::harness::{Env, SMALL_SDD};
 use crate::support::servers::Kind;
@@ -138,20 +136,11 @@ fn ten_thousand_junk_tags_and_spoofs_move_nothing_and_are_flagged() {
     input.push_str(&format!(
         "create refs/tags/release=1.0=b.1=success {other}\n"
     ));
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(&env.server.bare)
-        .args(["update-ref", "--stdin"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    crate::support::servers::git_stdin(
+        &env.server.bare,
+        &["update-ref", "--stdin"],
+        input.as_bytes(),
+    );
     env.server.git(&["pack-refs", "--all"]);
 
     let out = env.k(&["tick", "--train", &t]);

@@ -1,8 +1,7 @@
 //! Hostile tags on the remote (issue 12): junk under a train tag's name must never hang a
 //! reader, hide a real train, or move the numbering; it is ignored with a warning.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Env, Out, SMALL_SDD};
@@ -10,27 +9,7 @@ use crate::support::servers::Kind;
 
 /// Run `git` in the server's repository with `input` on stdin.
 fn server_git_input(env: &Env, args: &[&str], input: &str) -> String {
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(&env.server.bare)
-        .args(args)
-        .env("GIT_COMMITTER_NAME", "Mallory")
-        .env("GIT_COMMITTER_EMAIL", "mallory@example.com")
-        .env("GIT_AUTHOR_NAME", "Mallory")
-        .env("GIT_AUTHOR_EMAIL", "mallory@example.com")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    crate::support::servers::git_stdin(&env.server.bare, args, input.as_bytes())
 }
 
 /// An annotated tag on the server, by someone with push access.

@@ -161,21 +161,11 @@ fn junk_tags(env: &Env, n: usize) {
     let refs: String = (0..n)
         .map(|i| format!("create refs/tags/release=1.0=s{i}.1 {sha}\n"))
         .collect();
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(&env.server.bare)
-        .args(["update-ref", "--stdin"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(refs.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    crate::support::servers::git_stdin(
+        &env.server.bare,
+        &["update-ref", "--stdin"],
+        refs.as_bytes(),
+    );
 }
 
 #[test]

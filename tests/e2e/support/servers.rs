@@ -378,6 +378,31 @@ impl Drop for GitServer {
     }
 }
 
+/// Run `git -C DIR ARGS` with `input` on its stdin; its stdout, trimmed. Panics if git fails.
+pub fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_COMMITTER_NAME", "Mallory")
+        .env("GIT_COMMITTER_EMAIL", "mallory@example.com")
+        .env("GIT_AUTHOR_NAME", "Mallory")
+        .env("GIT_AUTHOR_EMAIL", "mallory@example.com")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run git");
+    let mut stdin = child.stdin.take().expect("piped");
+    let data = input.to_vec();
+    // Write from another thread: git may fill its stdout before reading all its input.
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().expect("wait for git");
+    writer.join().expect("writer").expect("write to git");
+    assert!(out.status.success(), "git {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Create a commit with `files` (path, content) on top of `refs/heads/main` (or as a root
 /// commit if there is none) and push it to the bare repository's `refs/heads/main` through
 /// its path (so the hook runs). Returns the commit's 40-hex sha.

@@ -185,27 +185,9 @@ pub fn delete_refs(
             converse(&mut BufReader::new(stream), &mut w, dels)
         }
         Endpoint::Http { host, port, path } => {
-            let adv = http(
-                host,
-                *port,
-                "GET",
-                &format!("{path}/info/refs?service=git-receive-pack"),
-                auth,
-                None,
-            )?;
+            let adv = http_advertisement(host, *port, path, auth)?;
             let mut r = BufReader::new(&adv[..]);
-            // "# service=git-receive-pack\n", flush, then the advertisement.
-            match read_pkt(&mut r)? {
-                Some(l) if l.starts_with(b"# service=git-receive-pack") => {}
-                _ => {
-                    return Err(WireError::Unsupported(
-                        "the server does not speak smart HTTP".into(),
-                    ))
-                }
-            }
-            if read_pkt(&mut r)?.is_some() {
-                return Err(WireError::Remote("malformed smart HTTP preamble".into()));
-            }
+            skip_http_preamble(&mut r)?;
             let (refs, caps) = read_advertisement(&mut r, dels)?;
             let (report, body) = plan(&refs, &caps, dels)?;
             if body.is_empty() {
@@ -281,26 +263,9 @@ pub fn create_after_look(
             converse_create(&mut BufReader::new(stream), &mut w, keep, decide)
         }
         Endpoint::Http { host, port, path } => {
-            let adv = http(
-                host,
-                *port,
-                "GET",
-                &format!("{path}/info/refs?service=git-receive-pack"),
-                auth,
-                None,
-            )?;
+            let adv = http_advertisement(host, *port, path, auth)?;
             let mut r = BufReader::new(&adv[..]);
-            match read_pkt(&mut r)? {
-                Some(l) if l.starts_with(b"# service=git-receive-pack") => {}
-                _ => {
-                    return Err(WireError::Unsupported(
-                        "the server does not speak smart HTTP".into(),
-                    ))
-                }
-            }
-            if read_pkt(&mut r)?.is_some() {
-                return Err(WireError::Remote("malformed smart HTTP preamble".into()));
-            }
+            skip_http_preamble(&mut r)?;
             let (refs, caps) = read_advertisement_where(&mut r, keep)?;
             let Some(new) = decide(&refs) else {
                 return Ok(CreateOutcome::Declined);
@@ -697,6 +662,39 @@ fn parse_http_response(raw: &[u8]) -> Result<Vec<u8>, WireError> {
         out.extend_from_slice(&rest[..size]);
         rest = rest.get(size + 2..).unwrap_or(&[]);
     }
+}
+
+/// `GET …/info/refs?service=git-receive-pack`: the smart HTTP advertisement.
+fn http_advertisement(
+    host: &str,
+    port: u16,
+    path: &str,
+    auth: Option<&str>,
+) -> Result<Vec<u8>, WireError> {
+    http(
+        host,
+        port,
+        "GET",
+        &format!("{path}/info/refs?service=git-receive-pack"),
+        auth,
+        None,
+    )
+}
+
+/// Smart HTTP puts `# service=git-receive-pack\n` and a flush before the advertisement.
+fn skip_http_preamble(r: &mut BufReader<&[u8]>) -> Result<(), WireError> {
+    match read_pkt(r)? {
+        Some(l) if l.starts_with(b"# service=git-receive-pack") => {}
+        _ => {
+            return Err(WireError::Unsupported(
+                "the server does not speak smart HTTP".into(),
+            ))
+        }
+    }
+    if read_pkt(r)?.is_some() {
+        return Err(WireError::Remote("malformed smart HTTP preamble".into()));
+    }
+    Ok(())
 }
 
 /// The git program to run: `KONDUCTOR_GIT`, else `git` from `PATH` (tests interpose one).
