@@ -57,6 +57,16 @@ fn bounded(env: &Env, args: &[&str]) -> Out {
     }
 }
 
+/// The trains of a `status --json` list, in its order.
+fn train_ids(v: &serde_json::Value) -> Vec<&str> {
+    v["trains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["train"].as_str().unwrap())
+        .collect()
+}
+
 fn cold(env: &Env) {
     let _ = std::fs::remove_dir_all(&env.cache);
 }
@@ -115,13 +125,7 @@ fn junk_train_far_ahead_hides_no_real_train_from_a_cold_cache() {
         let out = bounded(&env, &["status", "--json"]);
         assert_eq!(out.code, 0, "{out:?}");
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let trains: Vec<&str> = v["trains"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["train"].as_str().unwrap())
-            .collect();
-        assert_eq!(trains, ["1.0"], "warm cache: {warm}: {v}");
+        assert_eq!(train_ids(&v), ["1.0"], "warm cache: {warm}: {v}");
         let ignored: Vec<(&str, &str)> = v["ignored"]
             .as_array()
             .unwrap()
@@ -157,11 +161,5 @@ fn junk_train_far_ahead_hides_no_real_train_from_a_cold_cache() {
     assert_eq!(env.start(), "4.0");
     let v: serde_json::Value =
         serde_json::from_str(&bounded(&env, &["status", "--json"]).ok()).unwrap();
-    let trains: Vec<&str> = v["trains"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["train"].as_str().unwrap())
-        .collect();
-    assert_eq!(trains, ["4.0", "2.0", "1.0"], "{v}");
+    assert_eq!(train_ids(&v), ["4.0", "2.0", "1.0"], "{v}");
 }

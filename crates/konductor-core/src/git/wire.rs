@@ -145,15 +145,7 @@ pub fn delete_refs(
 ) -> Result<DeleteReport, WireError> {
     match ep {
         Endpoint::Local(path) => {
-            let mut child = Command::new(git_program())
-                .arg("receive-pack")
-                .arg(path)
-                .env("LC_ALL", "C")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| WireError::Remote(format!("cannot run `git receive-pack`: {e}")))?;
+            let mut child = local_receive_pack(path, Stdio::piped())?;
             let out = child.stdout.take().expect("piped");
             let mut inp = child.stdin.take().expect("piped");
             let res = converse(&mut BufReader::new(out), &mut inp, dels);
@@ -171,17 +163,7 @@ pub fn delete_refs(
             })
         }
         Endpoint::Daemon { host, port, path } => {
-            let stream = connect(host, *port)?;
-            let mut w = stream
-                .try_clone()
-                .map_err(|e| WireError::Remote(e.to_string()))?;
-            let host_arg = if *port == 9418 {
-                host.clone()
-            } else {
-                format!("{host}:{port}")
-            };
-            let req = format!("git-receive-pack {path}\0host={host_arg}\0");
-            w.write_all(&pkt(req.as_bytes())).map_err(io_err)?;
+            let (stream, mut w) = daemon_receive_pack(host, *port, path)?;
             converse(&mut BufReader::new(stream), &mut w, dels)
         }
         Endpoint::Http { host, port, path } => {
@@ -193,14 +175,7 @@ pub fn delete_refs(
             if body.is_empty() {
                 return Ok(report);
             }
-            let res = http(
-                host,
-                *port,
-                "POST",
-                &format!("{path}/git-receive-pack"),
-                auth,
-                Some(&body),
-            )?;
+            let res = http_receive_pack(host, *port, path, auth, &body)?;
             read_status(&mut BufReader::new(&res[..]), report)
         }
     }
@@ -229,18 +204,10 @@ pub fn create_after_look(
 ) -> Result<CreateOutcome, WireError> {
     match ep {
         Endpoint::Local(path) => {
-            let mut child = Command::new(git_program())
-                .arg("receive-pack")
-                .arg(path)
-                .env("LC_ALL", "C")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                // Not read: receive-pack starts `git maintenance run --auto --detach`,
-                // which keeps a stderr pipe open long after the push (reading it to its
-                // end cost 60–90 ms a push). Failures go the general way, which says why.
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| WireError::Remote(format!("cannot run `git receive-pack`: {e}")))?;
+            // stderr not read: receive-pack starts `git maintenance run --auto --detach`,
+            // which keeps a stderr pipe open long after the push (reading it to its end
+            // cost 60–90 ms a push). Failures go the general way, which says why.
+            let mut child = local_receive_pack(path, Stdio::null())?;
             let out = child.stdout.take().expect("piped");
             let mut inp = child.stdin.take().expect("piped");
             let res = converse_create(&mut BufReader::new(out), &mut inp, keep, decide);
@@ -249,17 +216,7 @@ pub fn create_after_look(
             res
         }
         Endpoint::Daemon { host, port, path } => {
-            let stream = connect(host, *port)?;
-            let mut w = stream
-                .try_clone()
-                .map_err(|e| WireError::Remote(e.to_string()))?;
-            let host_arg = if *port == 9418 {
-                host.clone()
-            } else {
-                format!("{host}:{port}")
-            };
-            let req = format!("git-receive-pack {path}\0host={host_arg}\0");
-            w.write_all(&pkt(req.as_bytes())).map_err(io_err)?;
+            let (stream, mut w) = daemon_receive_pack(host, *port, path)?;
             converse_create(&mut BufReader::new(stream), &mut w, keep, decide)
         }
         Endpoint::Http { host, port, path } => {
@@ -271,14 +228,7 @@ pub fn create_after_look(
                 return Ok(CreateOutcome::Declined);
             };
             let body = create_body(&caps, &new)?;
-            let res = http(
-                host,
-                *port,
-                "POST",
-                &format!("{path}/git-receive-pack"),
-                auth,
-                Some(&body),
-            )?;
+            let res = http_receive_pack(host, *port, path, auth, &body)?;
             read_create_status(&mut BufReader::new(&res[..]))
         }
     }
@@ -662,6 +612,61 @@ fn parse_http_response(raw: &[u8]) -> Result<Vec<u8>, WireError> {
         out.extend_from_slice(&rest[..size]);
         rest = rest.get(size + 2..).unwrap_or(&[]);
     }
+}
+
+/// `git receive-pack PATH`, with its stdin and stdout piped and `stderr` as given.
+fn local_receive_pack(
+    path: &std::path::Path,
+    stderr: Stdio,
+) -> Result<std::process::Child, WireError> {
+    Command::new(git_program())
+        .arg("receive-pack")
+        .arg(path)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| WireError::Remote(format!("cannot run `git receive-pack`: {e}")))
+}
+
+/// A `git://` connection that asked for `git-receive-pack PATH`: (the stream to read
+/// from, a handle to write to).
+fn daemon_receive_pack(
+    host: &str,
+    port: u16,
+    path: &str,
+) -> Result<(TcpStream, TcpStream), WireError> {
+    let stream = connect(host, port)?;
+    let mut w = stream
+        .try_clone()
+        .map_err(|e| WireError::Remote(e.to_string()))?;
+    let host_arg = if port == 9418 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
+    let req = format!("git-receive-pack {path}\0host={host_arg}\0");
+    w.write_all(&pkt(req.as_bytes())).map_err(io_err)?;
+    Ok((stream, w))
+}
+
+/// `POST …/git-receive-pack` with `body`: the server's report.
+fn http_receive_pack(
+    host: &str,
+    port: u16,
+    path: &str,
+    auth: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<u8>, WireError> {
+    http(
+        host,
+        port,
+        "POST",
+        &format!("{path}/git-receive-pack"),
+        auth,
+        Some(body),
+    )
 }
 
 /// `GET …/info/refs?service=git-receive-pack`: the smart HTTP advertisement.
