@@ -142,9 +142,9 @@ pub fn discover(store: &Store, horizon: u32, any_graph: bool) -> Result<Discover
     } else {
         None
     };
-    let verdicts = match found {
+    let (verdicts, refreshed) = match found {
         Some(v) => v,
-        None => from_listing(store, horizon, any_graph)?,
+        None => (from_listing(store, horizon, any_graph)?, BTreeSet::new()),
     };
     // The newest `horizon` real numbers, every real patch of each.
     let real_numbers: BTreeSet<u32> = verdicts
@@ -153,9 +153,12 @@ pub fn discover(store: &Store, horizon: u32, any_graph: bool) -> Result<Discover
         .map(|(t, _)| t.number)
         .collect();
     let followed: BTreeSet<u32> = real_numbers.iter().rev().take(horizon).copied().collect();
-    // Make sure every followed train's tags are current (a probe or a listing may have
-    // fetched only its train tag).
-    let pats: Vec<String> = followed.iter().map(|n| format!("release={n}.*")).collect();
+    // Make sure every followed train's tags are current: a listing fetched only train
+    // tags, and a probe fetched whole trains only for the numbers it looked at.
+    let pats: Vec<String> = followed
+        .difference(&refreshed)
+        .map(|n| format!("release={n}.*"))
+        .collect();
     store.refresh(&pats)?;
     let mut d = Discovery::default();
     for (t, why) in verdicts.iter().rev() {
@@ -173,11 +176,14 @@ pub fn discover(store: &Store, horizon: u32, any_graph: bool) -> Result<Discover
     Ok(d)
 }
 
+/// Each train tag judged: None for a real train, else why it is not one.
+type Verdicts = BTreeMap<TrainId, Option<String>>;
+
 fn judge_all(
     store: &Store,
     trains: impl IntoIterator<Item = TrainId>,
     any_graph: bool,
-    into: &mut BTreeMap<TrainId, Option<String>>,
+    into: &mut Verdicts,
 ) -> Result<()> {
     for t in trains {
         let v = judge(store, t, any_graph)?;
@@ -186,21 +192,15 @@ fn judge_all(
     Ok(())
 }
 
-/// The warm path. None: too many rounds, list the remote instead.
+/// The warm path: the verdicts, and the numbers whose trains it fetched whole. None: too
+/// many rounds, list the remote instead.
 fn probe(
     store: &Store,
     horizon: usize,
     any_graph: bool,
-) -> Result<Option<BTreeMap<TrainId, Option<String>>>> {
+) -> Result<Option<(Verdicts, BTreeSet<u32>)>> {
     let mut verdicts = BTreeMap::new();
     judge_all(store, cached_trains(store)?, any_graph, &mut verdicts)?;
-    let real_max = |v: &BTreeMap<TrainId, Option<String>>| {
-        v.iter()
-            .filter(|(_, why)| why.is_none())
-            .map(|(t, _)| t.number)
-            .max()
-            .unwrap_or(0)
-    };
     // Round 0 also refreshes the followed trains (and drops what the remote no longer
     // has, e.g. trains collected by gc).
     let real: BTreeSet<u32> = verdicts
@@ -208,19 +208,16 @@ fn probe(
         .filter(|(_, why)| why.is_none())
         .map(|(t, _)| t.number)
         .collect();
-    let mut pats: Vec<String> = real
-        .iter()
-        .rev()
-        .take(horizon)
-        .map(|n| format!("release={n}.*"))
-        .collect();
-    let mut frontier = real_max(&verdicts);
+    let mut refreshed: BTreeSet<u32> = real.iter().rev().take(horizon).copied().collect();
+    let mut pats: Vec<String> = refreshed.iter().map(|n| format!("release={n}.*")).collect();
+    let mut frontier = real.last().copied().unwrap_or(0);
     for _round in 0..=PROBE_ROUNDS {
         let window: Vec<u32> = (1..=PROBE_WIDTH)
             .filter_map(|k| frontier.checked_add(k))
             .filter(|n| *n <= crate::model::tag::MAX_TRAIN)
             .collect();
         pats.extend(window.iter().map(|n| format!("release={n}.*")));
+        refreshed.extend(&window);
         store.refresh(&pats)?;
         pats.clear();
         let cached = cached_trains(store)?;
@@ -231,7 +228,7 @@ fn probe(
             .copied()
             .collect();
         if fresh.is_empty() {
-            return Ok(Some(verdicts));
+            return Ok(Some((verdicts, refreshed)));
         }
         judge_all(store, fresh.iter().copied(), any_graph, &mut verdicts)?;
         frontier = fresh.iter().map(|t| t.number).max().unwrap_or(frontier);
@@ -241,11 +238,7 @@ fn probe(
 
 /// The cold path: one listing, then the train tags newest first, judged in batches, until
 /// the horizon holds `horizon` real numbers.
-fn from_listing(
-    store: &Store,
-    horizon: usize,
-    any_graph: bool,
-) -> Result<BTreeMap<TrainId, Option<String>>> {
+fn from_listing(store: &Store, horizon: usize, any_graph: bool) -> Result<Verdicts> {
     let mut listed: Vec<TrainId> = Vec::new();
     for r in store.ls_remote()? {
         let Some(name) = r.name.strip_prefix("refs/tags/") else {
