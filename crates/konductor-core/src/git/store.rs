@@ -1091,6 +1091,41 @@ impl Store {
         self.repo.refname_to_id(refname).ok().map(|o| o.to_string())
     }
 
+    /// The committer time of a cached commit (seconds since the epoch), if the cache has it.
+    pub fn commit_time(&self, commit: &str) -> Option<i64> {
+        let c = self.repo.find_commit(Oid::from_str(commit).ok()?).ok()?;
+        let t = c.committer().when().seconds();
+        Some(t)
+    }
+
+    /// The first-parent chain of a cached ref (a deploy tag's history, see
+    /// [`Store::fetch_ref`]), newest first, at most `max` commits: (id, committer time,
+    /// message). Stops at the first commit the cache does not have.
+    pub fn first_parent_chain(&self, refname: &str, max: usize) -> Vec<(String, i64, String)> {
+        let mut out = Vec::new();
+        let Some(mut c) = self
+            .repo
+            .revparse_single(&format!("{refname}^{{commit}}"))
+            .ok()
+            .and_then(|o| o.into_commit().ok())
+        else {
+            return out;
+        };
+        while out.len() < max {
+            let at = c.committer().when().seconds();
+            out.push((
+                c.id().to_string(),
+                at,
+                String::from_utf8_lossy(c.message_bytes()).into_owned(),
+            ));
+            match c.parent(0) {
+                Ok(p) => c = p,
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
     /// Write a commit holding the manifest folder `scan` describes (see
     /// [`crate::git::manifests`]), with `parent` if given. The commit is on no branch.
     pub fn commit_dir(
