@@ -21,6 +21,7 @@ mod harness;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod metrics;
 mod newcomer;
 mod race;
 mod rerun;
