@@ -183,8 +183,7 @@ pub struct Wait {
     pub train: String,
     /// The gate, or the deploy step.
     pub step: String,
-    /// The environment (waits at environments only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The environment (waits at environments only; `null` at gates).
     pub env: Option<String>,
     /// When every dependency was done (RFC 3339): the train's opening for a step without
     /// dependencies.
@@ -212,7 +211,6 @@ pub struct Deploy {
     /// or `rollback` (the deploy tag was rolled back from it).
     pub failed_by: Option<String>,
     /// The step that failed after the deploy (`failed_by: failure`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<String>,
 }
 
