@@ -426,3 +426,106 @@ fn windows_must_be_positive_durations() {
         assert!(e.contains(why), "{bad}: {e}");
     }
 }
+
+#[test]
+fn optional_fields_are_null_never_absent() {
+    let m = metrics(&[load(full(1, NOW - DAY), None)], &[]);
+    let j = serde_json::to_value(&m).unwrap();
+    assert!(j["gate_waits"][0]["env"].is_null());
+    assert!(j["dora"]["deploy_list"][0]["failed_step"].is_null());
+    assert!(j["dora"]["deploy_list"][0]["lead_time_secs"].is_null());
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn outcome() -> impl Strategy<Value = JobState> {
+        prop_oneof![
+            Just(JobState::Success),
+            Just(JobState::Failure),
+            Just(JobState::Timeout)
+        ]
+    }
+
+    /// One step's runs: (trigger offset, outcome, end offset), any order of times.
+    fn runs() -> impl Strategy<Value = Vec<(i64, JobState, i64)>> {
+        proptest::collection::vec((-DAY..DAY, outcome(), -DAY..DAY), 0..3)
+    }
+
+    prop_compose! {
+        fn a_train(n: u32)(
+            t0 in (NOW - 40 * DAY)..(NOW + DAY),
+            build in runs(),
+            deploy in runs(),
+            verify in runs(),
+            unblock in proptest::option::of(-DAY..DAY),
+            commit in proptest::option::of(any::<i64>()),
+        ) -> (Observed, Option<i64>) {
+            let mut o = opened(n, t0);
+            for (step, rs) in [("build", build), ("deploy_prod", deploy), ("verify", verify)] {
+                for (job, (trig, end, at)) in rs.into_iter().enumerate() {
+                    run(&mut o, step, job as u32 + 1, t0 + trig, end, t0 + at);
+                }
+            }
+            if let Some(u) = unblock {
+                o.unblocked.insert("gate".into(), ev(t0 + u));
+            }
+            (o, commit)
+        }
+    }
+
+    fn trains() -> impl Strategy<Value = Vec<(Observed, Option<i64>)>> {
+        (0usize..5).prop_flat_map(|k| (1..=k as u32).map(a_train).collect::<Vec<_>>())
+    }
+
+    proptest! {
+        /// Whatever the tags and their times say, every figure is consistent: no negative
+        /// durations, a rate between 0 and 1, histograms that add up, every train counted
+        /// once.
+        #[test]
+        fn figures_are_consistent_whatever_the_tags_say(
+            ts in trains(),
+            rollbacks in proptest::collection::vec((any::<bool>(), 1u32..5, (NOW - 40 * DAY)..NOW), 0..6),
+            window in 1i64..(400 * DAY),
+        ) {
+            let l: Vec<Loaded> = ts.into_iter().map(|(o, c)| load(o, c)).collect();
+            let mut commits: Vec<DeployCommit> = rollbacks
+                .into_iter()
+                .map(|(rb, t, at)| deploy_commit(at, t, rb))
+                .collect();
+            commits.sort_by_key(|c| c.at);
+            let m = compute(&inputs(&l), &commits, &MetricsOptions { window_secs: window, ..opts() });
+            prop_assert_eq!(m.trains.values().sum::<u64>(), l.len() as u64);
+            let d = &m.dora;
+            prop_assert!(d.failed_deploys <= d.deploys);
+            match d.change_failure_rate {
+                Some(r) => prop_assert!((0.0..=1.0).contains(&r)),
+                None => prop_assert_eq!(d.deploys, 0),
+            }
+            prop_assert!((d.deploys_per_week - 7.0 * d.deploys_per_day).abs() < 1e-9);
+            prop_assert_eq!(d.deploy_list.len() as u64, d.deploys);
+            prop_assert!(d.deploy_list.iter().all(|x| x.lead_time_secs.is_none_or(|s| s >= 0)));
+            prop_assert!(d.incidents.iter().all(|i| i.secs.is_none_or(|s| s >= 0)));
+            prop_assert_eq!(
+                d.time_to_restore.count,
+                d.incidents.iter().filter(|i| i.secs.is_some()).count() as u64
+            );
+            prop_assert!(m.step_durations.iter().all(|s| s.secs >= 0));
+            prop_assert!(m.gate_waits.iter().chain(&m.env_waits).all(|w| w.secs >= 0));
+            let hs = m.step_duration_histograms.values()
+                .chain(m.env_wait_histograms.values())
+                .chain([&m.gate_wait_histogram]);
+            let mut total = 0;
+            for h in hs {
+                prop_assert!(h.counts.windows(2).all(|w| w[0] <= w[1]));
+                prop_assert!(h.counts.last().is_none_or(|c| *c <= h.count));
+                total += h.count;
+            }
+            prop_assert_eq!(
+                total,
+                (m.step_durations.len() + m.env_waits.len() + m.gate_waits.len()) as u64
+            );
+        }
+    }
+}
