@@ -22,6 +22,7 @@ mod hostile;
 mod isolation;
 mod lifecycle;
 mod newcomer;
+mod notify;
 mod race;
 mod rerun;
 mod signing;

@@ -4,6 +4,7 @@
 //! - [`sdd`][]: `sdd.yaml`: parse, validate, targets, order;
 //! - [`env`][]: environments: names, deploy tags, claim tags, the facts about other trains;
 //! - [`changes`][]: `if_changed` globs;
+//! - [`notify`][]: notification events, payloads, target specs and delivery markers;
 //! - [`train`][]: one train's tag records turned into observed facts (the trust rules);
 //! - [`plan`][]: the planner, a pure function from graph, facts and clock to actions;
 //! - [`simulate`][]: the planner against instant in-memory jobs;
@@ -14,6 +15,7 @@
 
 pub mod changes;
 pub mod env;
+pub mod notify;
 pub mod plan;
 pub mod sdd;
 pub mod simulate;

@@ -11,6 +11,7 @@
 //! - [`control`][]: `unblock`, `retry`, `cancel`;
 //! - [`deploy`][]: `publish-manifests`;
 //! - [`environments`][]: the facts about other trains a deploy step is decided from;
+//! - [`notify`][]: notifications (webhooks, Slack, GitHub), each delivered once;
 //! - [`archive`] and [`retain`][]: the archive of collected trains and `gc`;
 //! - [`status`][]: status and log reports (`status --json`, `log --json`).
 //!
@@ -23,6 +24,7 @@ pub mod control;
 pub mod deploy;
 pub mod discover;
 pub mod environments;
+pub mod notify;
 pub mod read;
 pub mod report;
 pub mod retain;
