@@ -125,6 +125,8 @@ open_train() {
 unblock_if_blocked() {
   if [[ "$(state_of "$1")" == blocked ]]; then
     echo "  the gate is blocked: $("$K" status --train "$1" --json | sed -n 's/^      "reason": "\(waiting for manual unblock.*\)",$/\1/p')"
+    # The cron tick that notices the gate tells the train engineer (--notify).
+    "$K" tick --train "$1" | grep 'notify:' | sed 's/^/  tick: /' || true
     "$K" unblock --train "$1" --step "$gate" --reason "$2" --by "Train Engineer <te@demo.invalid>" | sed 's/^/  /'
     run_train "$1"
   fi
@@ -162,6 +164,7 @@ if "$K" board --help >/dev/null 2>&1; then
   "$K" board --out "$demo/board"
 fi
 if [[ -s "$demo/notifications.log" ]]; then
+  "$K" tick | grep 'notify:' | sed 's/^/  tick: /' || true   # the next cron tick
   say "what tick --notify sent to the local receiver"
   cat "$demo/notifications.log"
 fi
