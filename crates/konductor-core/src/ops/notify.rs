@@ -432,9 +432,15 @@ pub fn events(
                 .filter_map(|d| at(&d.finished_at).or(at(&d.unblocked_at)))
                 .max();
             let cmd = unblock_command(train, &s.name);
+            // The planner's reason is `waiting for manual unblock (<why the gate applies>)`.
             let why = s
                 .reason
                 .as_deref()
+                .map(|r| {
+                    r.strip_prefix("waiting for manual unblock (")
+                        .and_then(|w| w.strip_suffix(')'))
+                        .unwrap_or(r)
+                })
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
             let mut e = base(
