@@ -101,6 +101,18 @@ run_train() {
   done
 }
 
+# Notifications: every tick sends its events to a local receiver, which prints one line
+# per event (shown at the end; docs/notifications.md).
+if command -v python3 >/dev/null 2>&1; then
+  export KONDUCTOR_NOTIFY_SECRET="demo-secret-$$"
+  rm -f "$demo/receiver.port"
+  python3 "$root/scripts/notify-receiver.py" "$demo/receiver.port" >"$demo/notifications.log" 2>&1 &
+  receiver=$!
+  trap 'kill "$receiver" 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do [[ -s "$demo/receiver.port" ]] && break; sleep 0.1; done
+  export KONDUCTOR_NOTIFY="webhook+http://127.0.0.1:$(cat "$demo/receiver.port")/konductor"
+fi
+
 start=$(date +%s.%N)
 gate=require-manual-unblock-before-prod-deploy
 commit() { git -C "$demo/work" -c user.name=Dev -c user.email=dev@demo.invalid commit --quiet -am "$1"; git -C "$demo/work" push --quiet "$demo/origin.git" HEAD:refs/heads/main; }
@@ -113,6 +125,8 @@ open_train() {
 unblock_if_blocked() {
   if [[ "$(state_of "$1")" == blocked ]]; then
     echo "  the gate is blocked: $("$K" status --train "$1" --json | sed -n 's/^      "reason": "\(waiting for manual unblock.*\)",$/\1/p')"
+    # The cron tick that notices the gate tells the train engineer (--notify).
+    "$K" tick --train "$1" | grep 'notify:' | sed 's/^/  tick: /' || true
     "$K" unblock --train "$1" --step "$gate" --reason "$2" --by "Train Engineer <te@demo.invalid>" | sed 's/^/  /'
     run_train "$1"
   fi
@@ -148,6 +162,11 @@ say "audit log of train $t1"
 if "$K" board --help >/dev/null 2>&1; then
   say "the board"
   "$K" board --out "$demo/board"
+fi
+if [[ -s "$demo/notifications.log" ]]; then
+  "$K" tick | grep 'notify:' | sed 's/^/  tick: /' || true   # the next cron tick
+  say "what tick --notify sent to the local receiver"
+  cat "$demo/notifications.log"
 fi
 s1="$(state_of "$t1")"; s2="$(state_of "$t2")"; s3="$(state_of "$t3")"
 g3="$("$K" status --train "$t3" --json | grep -c '"state": "skipped"' || true)"

@@ -23,6 +23,7 @@ mod isolation;
 mod lifecycle;
 mod metrics;
 mod newcomer;
+mod notify;
 mod race;
 mod rerun;
 mod signing;

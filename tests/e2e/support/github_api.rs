@@ -231,3 +231,143 @@ fn check(
     }
     Ok(())
 }
+
+/// What the fake REST API recorded: `(method path, body, verdict)`; verdict `ok` or why
+/// it refused.
+pub type Calls = Arc<Mutex<Vec<(String, serde_json::Value, String)>>>;
+
+/// A fake of the GitHub REST endpoints notifications call: commit statuses, deployments
+/// and deployment statuses of one repository. It checks the token
+/// (`Authorization: Bearer …`), the `Accept` and `X-GitHub-Api-Version` headers and the
+/// payloads' shapes as GitHub documents them, and answers with GitHub's status codes.
+pub struct FakeGitHubRest {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub calls: Calls,
+}
+
+impl FakeGitHubRest {
+    pub fn start(repo: &str, token: &str) -> FakeGitHubRest {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let calls: Calls = Arc::default();
+        let (calls2, repo, token) = (calls.clone(), repo.to_string(), token.to_string());
+        std::thread::spawn(move || {
+            let mut deployments: Vec<u64> = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let Some(req) = crate::support::receiver::read_request(&stream) else {
+                    continue;
+                };
+                let body = req.json();
+                let verdict = rest_check(&req, &body, &repo, &token, &mut deployments);
+                let (status, answer) = match &verdict {
+                    Ok(a) => (201, a.clone()),
+                    Err((code, msg)) => (
+                        *code,
+                        format!(
+                            r#"{{"message":"{msg}","documentation_url":"https://docs.github.com/rest"}}"#
+                        ),
+                    ),
+                };
+                calls2.lock().unwrap().push((
+                    format!("{} {}", req.method, req.path),
+                    body,
+                    verdict.err().map_or("ok".into(), |(_, m)| m.to_string()),
+                ));
+                crate::support::receiver::answer(stream, status, &answer);
+            }
+        });
+        FakeGitHubRest { base, calls }
+    }
+
+    pub fn calls(&self) -> Vec<(String, serde_json::Value, String)> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+fn rest_check(
+    req: &crate::support::receiver::Request,
+    body: &serde_json::Value,
+    repo: &str,
+    token: &str,
+    deployments: &mut Vec<u64>,
+) -> Result<String, (u16, &'static str)> {
+    if req.header("authorization") != Some(&format!("Bearer {token}")) {
+        return Err((401, "Bad credentials"));
+    }
+    if req.header("accept") != Some("application/vnd.github+json") {
+        return Err((415, "Unsupported Accept header"));
+    }
+    if req.header("x-github-api-version") != Some("2022-11-28") {
+        return Err((400, "Missing or unknown X-GitHub-Api-Version"));
+    }
+    if req.method != "POST" {
+        return Err((404, "Not Found"));
+    }
+    let prefix = format!("/repos/{repo}/");
+    let Some(rest) = req.path.strip_prefix(&prefix) else {
+        return Err((404, "Not Found"));
+    };
+    let s = |k: &str| body.get(k).and_then(serde_json::Value::as_str);
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        ["statuses", sha] => {
+            if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err((422, "No commit found for SHA"));
+            }
+            if !matches!(
+                s("state"),
+                Some("error" | "failure" | "pending" | "success")
+            ) {
+                return Err((422, "Validation Failed: state"));
+            }
+            if !s("context").is_some_and(|c| c.starts_with("konductor/") && c.len() > 10) {
+                return Err((422, "Validation Failed: context"));
+            }
+            if s("description").is_some_and(|d| d.chars().count() > 140) {
+                return Err((422, "Validation Failed: description is too long"));
+            }
+            if body.get("target_url").is_some_and(|u| !u.is_string()) {
+                return Err((422, "Validation Failed: target_url"));
+            }
+            Ok(format!(r#"{{"id":1,"state":"{}"}}"#, s("state").unwrap()))
+        }
+        ["deployments"] => {
+            if s("ref").is_none_or(|r| r.len() != 40)
+                || s("environment").is_none_or(str::is_empty)
+                || body.get("auto_merge") != Some(&serde_json::Value::Bool(false))
+                || body.get("required_contexts") != Some(&serde_json::json!([]))
+            {
+                return Err((422, "Validation Failed: deployment"));
+            }
+            let id = 1000 + deployments.len() as u64;
+            deployments.push(id);
+            Ok(format!(
+                r#"{{"id":{id},"environment":"{}"}}"#,
+                s("environment").unwrap()
+            ))
+        }
+        ["deployments", id, "statuses"] => {
+            if !id.parse::<u64>().is_ok_and(|i| deployments.contains(&i)) {
+                return Err((404, "Not Found"));
+            }
+            if !matches!(
+                s("state"),
+                Some(
+                    "error"
+                        | "failure"
+                        | "inactive"
+                        | "in_progress"
+                        | "queued"
+                        | "pending"
+                        | "success"
+                )
+            ) {
+                return Err((422, "Validation Failed: state"));
+            }
+            Ok(r#"{"id":1}"#.to_string())
+        }
+        _ => Err((404, "Not Found")),
+    }
+}

@@ -199,7 +199,9 @@ static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static CACHE: Mutex<BTreeMap<(String, String, String), InstallationToken>> =
     Mutex::new(BTreeMap::new());
 
-fn remember_secret(s: &str) {
+/// Remember a secret this process holds (a token, a hook URL) so that [`redact`] removes it
+/// from every error and log line.
+pub fn remember_secret(s: &str) {
     if s.is_empty() {
         return;
     }

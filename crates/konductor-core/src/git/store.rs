@@ -670,11 +670,16 @@ impl Store {
     /// For `gc`, which reads the whole history: fetching a million tags as refs would
     /// write a million loose ref files into the cache, and delete them again afterwards.
     pub fn remote_tag_records(&self, prefix: &str) -> Result<Vec<(TagRecord, String)>> {
-        let full = format!("refs/tags/{prefix}");
+        self.remote_tag_records_in(&[prefix])
+    }
+
+    /// [`Store::remote_tag_records`] for several prefixes, with one listing.
+    pub fn remote_tag_records_in(&self, prefixes: &[&str]) -> Result<Vec<(TagRecord, String)>> {
+        let full: Vec<String> = prefixes.iter().map(|p| format!("refs/tags/{p}")).collect();
         let refs: Vec<RemoteRef> = self
             .ls_remote()?
             .into_iter()
-            .filter(|r| r.name.starts_with(&full) && !r.name.ends_with("^{}"))
+            .filter(|r| full.iter().any(|f| r.name.starts_with(f)) && !r.name.ends_with("^{}"))
             .collect();
         let odb = self
             .repo

@@ -5,6 +5,7 @@
 //! - [`env`][]: environments: names, deploy tags, claim tags, the facts about other trains;
 //! - [`metrics`][]: figures from the tags (states, durations, waits, DORA);
 //! - [`changes`][]: `if_changed` globs;
+//! - [`notify`][]: notification events, payloads, target specs and delivery markers;
 //! - [`train`][]: one train's tag records turned into observed facts (the trust rules);
 //! - [`plan`][]: the planner, a pure function from graph, facts and clock to actions;
 //! - [`simulate`][]: the planner against instant in-memory jobs;
@@ -16,6 +17,7 @@
 pub mod changes;
 pub mod env;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod sdd;
 pub mod simulate;

@@ -12,6 +12,7 @@
 //! - [`deploy`][]: `publish-manifests`;
 //! - [`environments`][]: the facts about other trains a deploy step is decided from;
 //! - [`metrics`][]: the figures of `konductor metrics` and `/metrics`;
+//! - [`notify`][]: notifications (webhooks, Slack, GitHub), each delivered once;
 //! - [`archive`] and [`retain`][]: the archive of collected trains and `gc`;
 //! - [`status`][]: status and log reports (`status --json`, `log --json`).
 //!
@@ -25,6 +26,7 @@ pub mod deploy;
 pub mod discover;
 pub mod environments;
 pub mod metrics;
+pub mod notify;
 pub mod read;
 pub mod report;
 pub mod retain;

@@ -6,7 +6,8 @@
 //! tags (name, commit, tagger, time, message) as `trains/<N.P>.json` in one commit on the
 //! archive ref, and only then deletes the tags, the train tag first (so no tick follows a
 //! half-deleted train). An interrupted run loses nothing, and running it again finishes
-//! the job. `keep` is at least 1, so the newest train number always stays a tag and
+//! the job. A train's notification markers (`notify=<N.P>=…`) are archived and deleted
+//! with it. `keep` is at least 1, so the newest train number always stays a tag and
 //! `start` never reuses a number.
 
 use std::collections::BTreeMap;
@@ -63,10 +64,16 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
     // compare-and-swap values of the deletes).
     let mut records_of: BTreeMap<TrainId, Vec<TagRecord>> = BTreeMap::new();
     let mut oids_of: BTreeMap<TrainId, Vec<String>> = BTreeMap::new();
-    for (r, oid) in store.remote_tag_records("release=")? {
-        if let Ok(Some(tag)) = Tag::parse_any(&r.name) {
-            oids_of.entry(tag.train()).or_default().push(oid);
-            records_of.entry(tag.train()).or_default().push(r);
+    // Notification markers (`notify=<N.P>=…`, see `ops::notify`) go with their train:
+    // archived in its record and deleted with its other tags.
+    for (r, oid) in store.remote_tag_records_in(&["release=", "notify="])? {
+        let train = match Tag::parse_any(&r.name) {
+            Ok(Some(tag)) => Some(tag.train()),
+            _ => crate::model::notify::marker_train(&r.name).and_then(|t| t.parse().ok()),
+        };
+        if let Some(t) = train {
+            oids_of.entry(t).or_default().push(oid);
+            records_of.entry(t).or_default().push(r);
         }
     }
     let has_train_tag = |t: &TrainId| {

@@ -31,6 +31,20 @@ pub struct TickArgs {
     /// How many of the newest train numbers to follow
     #[arg(long, value_name = "N", default_value_t = DEFAULT_HORIZON)]
     pub horizon: u32,
+    /// Send notifications: `webhook+https://…`, `slack+https://hooks.slack.com/…` or
+    /// `github` (repeatable; in `KONDUCTOR_NOTIFY`, separated by spaces)
+    ///
+    /// Each event (a step failed or timed out, a gate waits, an environment deployed, a
+    /// train ended) is delivered once per target, after the tick's pushes; a target that
+    /// is down is retried on later ticks. See docs/notifications.md.
+    #[arg(
+        long = "notify",
+        value_name = "SPEC",
+        env = "KONDUCTOR_NOTIFY",
+        value_delimiter = ' ',
+        hide_env_values = true
+    )]
+    pub notify: Vec<String>,
     #[command(flatten)]
     pub remote: konductor_cli::RemoteArgs,
     #[command(flatten)]
@@ -41,6 +55,9 @@ pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
     let sdd = super::load_sdd_opt(args.sdd.as_ref())?;
     let train = args.train.as_deref().map(super::parse_train).transpose()?;
     let store = args.remote.open()?;
+    // Every notification problem is bad input, found before anything is pushed.
+    let notifier =
+        konductor_core::ops::notify::Notifier::from_specs(&args.notify, &store.remote().url)?;
     let who = Identity::from_env("konductor");
     let opts = TickOptions {
         train,
@@ -49,12 +66,41 @@ pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
         dry_run: args.dry_run,
         horizon: args.horizon,
     };
-    let report = tick(&store, &opts, &who, konductor_core::time::now())?;
+    let now = konductor_core::time::now();
+    let report = tick(&store, &opts, &who, now)?;
     let ticks = &report.trains;
+    // After the tick's pushes, and never when it stopped or only planned.
+    let notified = match &notifier {
+        Some(n) if report.stopped.is_none() && !opts.dry_run => {
+            let trains: Vec<_> = ticks
+                .iter()
+                .filter(|t| t.error.is_none())
+                .filter_map(|t| t.train.parse().ok())
+                .collect();
+            Some(konductor_core::ops::notify::notify_trains(
+                &store,
+                n,
+                &trains,
+                opts.sdd.as_ref(),
+                opts.target.as_deref(),
+                &who,
+                now,
+            ))
+        }
+        _ => None,
+    };
     if args.output.json {
         let mut doc = serde_json::json!({ "trains": ticks, "ignored": report.ignored });
         if let Some(e) = &report.stopped {
             doc["stopped"] = serde_json::Value::String(e.to_string());
+        }
+        match &notified {
+            Some(Ok(r)) => doc["notifications"] = serde_json::to_value(r)?,
+            Some(Err(e)) => {
+                doc["notifications"] =
+                    serde_json::json!({ "deliveries": [], "errors": [e.to_string()] })
+            }
+            None => {}
         }
         out!("{}", serde_json::to_string(&doc)?);
     } else {
@@ -106,9 +152,50 @@ pub fn cmd_tick(args: TickArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    if !args.output.json {
+        match &notified {
+            Some(Ok(r)) => print_notifications(r)?,
+            Some(Err(e)) => eprintln!("konductor: warning: notifications: {e}"),
+            None => {}
+        }
+    }
     if let Some(e) = report.stopped {
         // Printed once by the caller, with its own exit code (4 or 2).
         return Err(e.into());
     }
     Ok(report.exit_code())
+}
+
+/// Print what a notification run did: one line per delivery (`notify: <id> → <target>:
+/// sent`) on stdout; failures, give-ups and unreadable trains as warnings on stderr. For
+/// `tick` and `serve`.
+pub fn print_notifications(r: &konductor_core::ops::notify::NotifyReport) -> anyhow::Result<()> {
+    for d in &r.deliveries {
+        match d.outcome.as_str() {
+            "failed" => eprintln!(
+                "konductor: warning: notify: {} → {}: attempt {} failed, tried again later: {}",
+                d.id,
+                d.target,
+                d.attempt,
+                d.error.as_deref().unwrap_or("")
+            ),
+            "gave-up" => eprintln!(
+                "konductor: warning: notify: {} → {}: gave up after attempt {}: {}",
+                d.id,
+                d.target,
+                d.attempt,
+                d.error.as_deref().unwrap_or("")
+            ),
+            other => {
+                out!("notify: {} → {}: {other}", d.id, d.target);
+                if let Some(e) = &d.error {
+                    eprintln!("konductor: warning: notify: {} → {}: {e}", d.id, d.target);
+                }
+            }
+        }
+    }
+    for e in &r.errors {
+        eprintln!("konductor: warning: notify: {e}");
+    }
+    Ok(())
 }
