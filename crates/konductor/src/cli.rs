@@ -27,6 +27,11 @@ pub enum Command {
     CiFilter(commands::ci_filter::CiFilterArgs),
     Doctor(commands::doctor::DoctorArgs),
     Gc(commands::gc::GcArgs),
+    Freeze(commands::env::FreezeArgs),
+    Unfreeze(commands::env::UnfreezeArgs),
+    Rollback(commands::env::RollbackArgs),
+    Unpin(commands::env::UnpinArgs),
+    Env(commands::env::EnvArgs),
     #[command(flatten)]
     Meta(konductor_cli::MetaCommand),
 }
@@ -47,6 +52,11 @@ pub fn run() -> i32 {
         Command::CiFilter(a) => commands::ci_filter::cmd_ci_filter(a),
         Command::Doctor(a) => commands::doctor::cmd_doctor(a),
         Command::Gc(a) => commands::gc::cmd_gc(a),
+        Command::Freeze(a) => commands::env::cmd_freeze(a),
+        Command::Unfreeze(a) => commands::env::cmd_unfreeze(a),
+        Command::Rollback(a) => commands::env::cmd_rollback(a),
+        Command::Unpin(a) => commands::env::cmd_unpin(a),
+        Command::Env(a) => commands::env::cmd_env(a),
         Command::Meta(m) => m.run::<Command>(),
     })
 }

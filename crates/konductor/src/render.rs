@@ -27,7 +27,7 @@ fn step_color(s: StepState) -> &'static str {
         StepState::Blocked => "33",
         StepState::Started | StepState::Triggered => "36",
         StepState::Skipped | StepState::Superseded => "2",
-        StepState::Waiting => "35",
+        StepState::Waiting | StepState::Frozen => "35",
         StepState::Pending => "0",
     }
 }

@@ -3,6 +3,7 @@
 //! - [`tag`][]: the tag grammar: parse and format every tag name;
 //! - [`sdd`][]: `sdd.yaml`: parse, validate, targets, order;
 //! - [`env`][]: environments: names, deploy tags, claim tags, the facts about other trains;
+//! - [`freeze`][]: freeze windows and the control records (freeze, pin) of environments;
 //! - [`changes`][]: `if_changed` globs;
 //! - [`train`][]: one train's tag records turned into observed facts (the trust rules);
 //! - [`plan`][]: the planner, a pure function from graph, facts and clock to actions;
@@ -14,6 +15,7 @@
 
 pub mod changes;
 pub mod env;
+pub mod freeze;
 pub mod plan;
 pub mod sdd;
 pub mod simulate;

@@ -11,6 +11,7 @@
 //! - [`control`][]: `unblock`, `retry`, `cancel`;
 //! - [`deploy`][]: `publish-manifests`;
 //! - [`environments`][]: the facts about other trains a deploy step is decided from;
+//! - [`env_control`][]: `freeze`, `unfreeze`, `rollback`, `unpin` and the `env` view;
 //! - [`archive`] and [`retain`][]: the archive of collected trains and `gc`;
 //! - [`status`][]: status and log reports (`status --json`, `log --json`).
 //!
@@ -22,6 +23,7 @@ pub mod archive;
 pub mod control;
 pub mod deploy;
 pub mod discover;
+pub mod env_control;
 pub mod environments;
 pub mod read;
 pub mod report;
@@ -35,6 +37,7 @@ pub use advance::*;
 pub use control::*;
 pub use deploy::*;
 pub use discover::{cached_trains, discover, Discovery, IgnoredTrain};
+pub use env_control::{env_view, freeze, rollback, unfreeze, unpin};
 pub use environments::environments;
 pub use read::*;
 pub use report::*;

@@ -455,6 +455,7 @@ fn legend() -> Markup {
         StepState::Blocked,
         StepState::Skipped,
         StepState::Waiting,
+        StepState::Frozen,
         StepState::Superseded,
     ];
     let rect =
