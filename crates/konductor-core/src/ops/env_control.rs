@@ -517,7 +517,14 @@ pub fn env_view_of(
     let facts = environments(store, trains, sdd, now)?;
     let mut out = Vec::new();
     for d in decls.values().filter(|d| only.is_none_or(|o| o == d.env)) {
-        let f = facts.get(&d.env).cloned().unwrap_or_default();
+        let f = match facts.get(&d.env) {
+            Some(f) => f.clone(),
+            // No followed train deploys here: the records alone.
+            None => crate::model::env::EnvFacts {
+                controls: refresh_controls(store, &d.env)?,
+                ..Default::default()
+            },
+        };
         let deploys = match &d.deploy_tag {
             Some(t) => deploy_history(store, t, VIEW_DEPLOYS)?,
             None => vec![],
