@@ -82,6 +82,20 @@ fn a_freeze_holds_a_deploy_trigger_and_unfreeze_lets_it_go() {
     assert_eq!(s["state"], "running");
     let text = env.k(&["status", "--train", &t]).ok();
     assert!(text.contains("frozen by Test Runner"), "{text}");
+    // The board's staging card comes from the environments view.
+    let out = env.root.path().join("board");
+    env.k(&["board", "--out", out.to_str().unwrap()]).ok();
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let card = html
+        .split("id=\"env-staging\"")
+        .nth(1)
+        .expect("a staging card");
+    let card = card.split("</article>").next().unwrap();
+    assert!(card.contains("frozen by Test Runner"), "{card}");
+    assert!(card.contains(&format!("waiting: {t}")), "{card}");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("board.json")).unwrap()).unwrap();
+    assert_eq!(json["environments"][0]["environment"], "staging");
     let view = env_json(&env);
     let st = &view["environments"][0];
     assert_eq!(st["environment"], "staging");
