@@ -506,6 +506,31 @@ mod tests {
     }
 
     #[test]
+    fn freeze_on_a_step_without_environment_is_refused() {
+        let e =
+            crate::model::sdd::Sdd::parse("t.yaml", "build: {freeze: [\"22:00 - 06:00 UTC\"]}\n")
+                .expect_err("freeze without environment")
+                .to_string();
+        assert!(
+            e.contains("step `build` has `freeze` windows but no `environment`"),
+            "{e}"
+        );
+        let e = crate::model::sdd::Sdd::parse(
+            "t.yaml",
+            "d: {environment: staging, freeze: [\"Fri 16:00 - Mon 08:00\"]}\n",
+        )
+        .expect_err("window without zone")
+        .to_string();
+        assert!(e.contains("malformed freeze window `Fri 16:00 - Mon 08:00` of step `d`: the window names no time zone"), "{e}");
+        let ok = crate::model::sdd::Sdd::parse(
+            "t.yaml",
+            "d: {environment: staging, freeze: \"22:00 - 06:00 UTC\"}\n",
+        )
+        .expect("one window as a string");
+        assert_eq!(ok.step("d").map(|s| s.freeze.len()), Some(1));
+    }
+
+    #[test]
     fn record_names_are_not_claims() {
         let r = RecordName {
             env: "staging".into(),
