@@ -82,6 +82,13 @@ fn a_freeze_holds_a_deploy_trigger_and_unfreeze_lets_it_go() {
     assert_eq!(s["state"], "running");
     let text = env.k(&["status", "--train", &t]).ok();
     assert!(text.contains("frozen by Test Runner"), "{text}");
+    let list = env.k(&["status"]).ok();
+    assert!(
+        list.contains(&format!(
+            "train {t}: `deploy_staging` frozen: `staging` frozen by Test Runner"
+        )),
+        "{list}"
+    );
     // The board's staging card comes from the environments view.
     let out = env.root.path().join("board");
     env.k(&["board", "--out", out.to_str().unwrap()]).ok();
