@@ -357,3 +357,28 @@ fn with_allowed_signers_only_signed_freeze_records_hold_an_environment() {
     let rec = git(&env, &["cat-file", "-p", "env=staging=2"]);
     assert!(rec.contains("-----BEGIN SSH SIGNATURE-----"), "{rec}");
 }
+
+#[test]
+fn retry_of_a_failed_deploy_is_refused_while_its_environment_is_frozen() {
+    let env = Env::new(Kind::Daemon, SDD);
+    let t = env.start();
+    drive(&env, &t, &["deploy_staging"]);
+    let trig = format!("release={t}=deploy_staging.1");
+    env.report(&trig, "started").ok();
+    env.report(&trig, "failure").ok();
+    env.k(&["freeze", "--env", "staging", "--reason", "incident"])
+        .ok();
+    env.k(&["retry", "--train", &t, "--step", "deploy_staging"]).fails(
+        2,
+        "step `deploy_staging` of train 1.0 cannot be retried now: frozen: `staging` frozen by Test Runner <runner@example.com>: incident",
+    );
+    assert!(!env
+        .tags(&t)
+        .contains(&format!("release={t}=deploy_staging.2")));
+    env.k(&["unfreeze", "--env", "staging"]).ok();
+    env.k(&["retry", "--train", &t, "--step", "deploy_staging"])
+        .ok();
+    assert!(env
+        .tags(&t)
+        .contains(&format!("release={t}=deploy_staging.2")));
+}
