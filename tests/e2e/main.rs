@@ -12,6 +12,7 @@ mod cli;
 mod deploy;
 mod docs;
 mod doctor;
+mod env_control;
 mod environments;
 mod faults;
 mod free_text;

@@ -26,5 +26,5 @@ pub mod ops;
 
 pub use ci::{doctor, filter as cifilter};
 pub use git::{manifests, sign, store, wire};
-pub use model::{changes, metrics, plan, sdd, simulate, tag, time, train};
+pub use model::{changes, freeze, metrics, plan, sdd, simulate, tag, time, train};
 pub use ops::{discover, retain as gc, status as report};

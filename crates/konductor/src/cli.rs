@@ -28,6 +28,11 @@ pub enum Command {
     Doctor(commands::doctor::DoctorArgs),
     Gc(commands::gc::GcArgs),
     Metrics(commands::metrics::MetricsArgs),
+    Freeze(commands::env::FreezeArgs),
+    Unfreeze(commands::env::UnfreezeArgs),
+    Rollback(commands::env::RollbackArgs),
+    Unpin(commands::env::UnpinArgs),
+    Env(commands::env::EnvArgs),
     #[command(flatten)]
     Meta(konductor_cli::MetaCommand),
 }
@@ -49,6 +54,11 @@ pub fn run() -> i32 {
         Command::Doctor(a) => commands::doctor::cmd_doctor(a),
         Command::Gc(a) => commands::gc::cmd_gc(a),
         Command::Metrics(a) => commands::metrics::cmd_metrics(a),
+        Command::Freeze(a) => commands::env::cmd_freeze(a),
+        Command::Unfreeze(a) => commands::env::cmd_unfreeze(a),
+        Command::Rollback(a) => commands::env::cmd_rollback(a),
+        Command::Unpin(a) => commands::env::cmd_unpin(a),
+        Command::Env(a) => commands::env::cmd_env(a),
         Command::Meta(m) => m.run::<Command>(),
     })
 }

@@ -27,7 +27,7 @@ fn step_color(s: StepState) -> &'static str {
         StepState::Blocked => "33",
         StepState::Started | StepState::Triggered => "36",
         StepState::Skipped | StepState::Superseded => "2",
-        StepState::Waiting => "35",
+        StepState::Waiting | StepState::Frozen => "35",
         StepState::Pending => "0",
     }
 }
@@ -226,5 +226,16 @@ pub fn train_list(reports: &[TrainReport], now: i64, color: bool) -> String {
         colors.push(Some(train_color(r.state)));
     }
     out.push_str(&table(&rows, &colors, color));
+    // Deploys held by a freeze or a pin, with why and until when.
+    for r in reports {
+        for st in r.steps.iter().filter(|x| x.state == StepState::Frozen) {
+            out.push_str(&format!(
+                "\ntrain {}: `{}` {}",
+                r.train,
+                st.name,
+                st.reason.as_deref().unwrap_or("frozen")
+            ));
+        }
+    }
     out
 }

@@ -1065,6 +1065,66 @@ impl Store {
         Ok(id.to_string())
     }
 
+    /// Write a commit of the tree of `tree_of` (a commit id) with `parent` (if any): a
+    /// rollback's deploy commit, which carries an old deploy's tree on top of the head.
+    pub fn commit_tree_of(
+        &self,
+        tree_of: &str,
+        parent: Option<&str>,
+        message: &str,
+        who: &Identity,
+        when: i64,
+    ) -> Result<String> {
+        let find = |id: &str| {
+            Oid::from_str(id)
+                .ok()
+                .and_then(|o| self.repo.find_commit(o).ok())
+                .ok_or_else(|| Error::Remote(format!("commit `{id}` is not in the cache")))
+        };
+        let tree = find(tree_of)?.tree_id();
+        let parent = parent.map(find).transpose()?;
+        self.write_commit(
+            tree,
+            parent.as_ref(),
+            message,
+            who,
+            when,
+            "cannot write commit",
+        )
+    }
+
+    /// The first-parent chain of the cached commit `head`, newest first, at most `max`
+    /// commits: (id, message, committer time). A deploy tag's history.
+    pub fn first_parent_chain(&self, head: &str, max: usize) -> Result<Vec<(String, String, i64)>> {
+        let mut out = Vec::new();
+        let mut next = Oid::from_str(head).ok();
+        while let Some(oid) = next {
+            if out.len() >= max {
+                break;
+            }
+            let Ok(c) = self.repo.find_commit(oid) else {
+                break;
+            };
+            out.push((
+                oid.to_string(),
+                c.message().unwrap_or("").to_string(),
+                c.time().seconds(),
+            ));
+            next = c.parent_ids().next();
+        }
+        Ok(out)
+    }
+
+    /// The id of the empty-tree commit every environment control record points to: the
+    /// same object for every writer (fixed author, time 0), so it is stored once.
+    pub fn records_anchor(&self) -> Result<String> {
+        let who = Identity {
+            name: "konductor".into(),
+            email: "konductor@localhost".into(),
+        };
+        self.commit_update(None, &[], "konductor environment records\n", &who, 0)
+    }
+
     /// Keep the cache current after a push.
     fn note_pushed(&self, refname: &str, oid: &str) {
         if let Ok(oid) = Oid::from_str(oid) {

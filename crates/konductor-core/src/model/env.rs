@@ -156,6 +156,9 @@ pub struct EnvFacts {
     pub high_water: Option<TrainId>,
     /// Other trains and where they stand (ready, deploying, deployed), newest last.
     pub trains: BTreeMap<TrainId, EnvPhase>,
+    /// The freeze and pin in force, from the environment's control records
+    /// (`env=<environment>=<k>`, see [`crate::model::freeze`]).
+    pub controls: crate::model::freeze::Controls,
 }
 
 impl EnvFacts {

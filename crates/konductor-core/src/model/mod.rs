@@ -4,6 +4,7 @@
 //! - [`sdd`][]: `sdd.yaml`: parse, validate, targets, order;
 //! - [`env`][]: environments: names, deploy tags, claim tags, the facts about other trains;
 //! - [`metrics`][]: figures from the tags (states, durations, waits, DORA);
+//! - [`freeze`][]: freeze windows and the control records (freeze, pin) of environments;
 //! - [`changes`][]: `if_changed` globs;
 //! - [`notify`][]: notification events, payloads, target specs and delivery markers;
 //! - [`train`][]: one train's tag records turned into observed facts (the trust rules);
@@ -16,6 +17,7 @@
 
 pub mod changes;
 pub mod env;
+pub mod freeze;
 pub mod metrics;
 pub mod notify;
 pub mod plan;

@@ -218,6 +218,10 @@ pub enum StepState {
     /// A deploy step ready to go while its environment is busy, or while a newer train is
     /// about to take it. Not recorded: the next tick decides again.
     Waiting,
+    /// A deploy step ready to go while its environment is frozen (by hand or in a
+    /// scheduled window) or pinned by a rollback. Not recorded: the next tick decides
+    /// again.
+    Frozen,
 }
 
 impl StepState {
@@ -238,6 +242,7 @@ impl StepState {
             StepState::Skipped => "skipped",
             StepState::Superseded => "superseded",
             StepState::Waiting => "waiting",
+            StepState::Frozen => "frozen",
         }
     }
 }
@@ -310,6 +315,9 @@ pub struct StepView {
     pub attempt: u32,
     /// Why the step is in this state, when not obvious.
     pub reason: Option<String>,
+    /// When a `frozen` step's freeze ends (RFC 3339), when it has an end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// The planner's output.
@@ -381,6 +389,7 @@ pub(crate) fn plan_step(
             state: StepState::Pending,
             attempt: 0,
             reason: None,
+            until: None,
         },
         failed_upstream: None,
         actions: Vec::new(),
@@ -416,6 +425,7 @@ pub(crate) fn plan_step(
         state: StepState::Pending,
         attempt: latest,
         reason: None,
+        until: None,
     };
     if !deps_done {
         if let Some(f) = failed_dep {
@@ -500,7 +510,17 @@ pub(crate) fn plan_step(
                     .iter()
                     .map(|e| (*e, envs.get(*e).unwrap_or(&none)))
                     .collect();
-                match decide(obs.train, env, facts, &later) {
+                let mut decision = decide(obs.train, env, facts, &later);
+                // A freeze or a pin holds a deploy that would be triggered (or waits for
+                // its turn); one already claimed or in flight finishes.
+                if matches!(decision, EnvDecision::Go { .. } | EnvDecision::Wait(_)) {
+                    if let Some((why, until)) =
+                        crate::model::freeze::hold(env, &facts.controls, &step.freeze, ctx.now)
+                    {
+                        decision = EnvDecision::Frozen { why, until };
+                    }
+                }
+                match decision {
                     EnvDecision::Go { turn } => match next_job(obs, name) {
                         Some(job) => {
                             view.reason = Some(format!("claiming `{env}` (turn {turn})"));
@@ -528,6 +548,11 @@ pub(crate) fn plan_step(
                     EnvDecision::Wait(why) => {
                         view.state = StepState::Waiting;
                         view.reason = Some(why);
+                    }
+                    EnvDecision::Frozen { why, until } => {
+                        view.state = StepState::Frozen;
+                        view.reason = Some(why);
+                        view.until = until.map(crate::model::time::rfc3339);
                     }
                     EnvDecision::Supersede(why) => {
                         view.state = StepState::Superseded;
@@ -690,6 +715,14 @@ pub enum EnvDecision {
     Supersede(String),
     /// The next claim number would pass [`MAX_CLAIM`].
     NoTurnLeft,
+    /// Frozen or pinned (see [`crate::model::freeze::hold`]): not now, for this reason,
+    /// until then (seconds) when the end is known.
+    Frozen {
+        /// Why.
+        why: String,
+        /// The end of the freeze.
+        until: Option<i64>,
+    },
 }
 
 /// The rules of an environment for a train `me` whose deploy step there is ready (its

@@ -52,6 +52,7 @@ pub const STEP_KEYS: &[&str] = &[
     "description",
     "environment",
     "deploy_tag",
+    "freeze",
 ];
 
 /// One step of the graph.
@@ -82,6 +83,9 @@ pub struct Step {
     pub environment: Option<String>,
     /// The moving tag the deploy publishes to (`staging-k8s`).
     pub deploy_tag: Option<String>,
+    /// Scheduled freeze windows of an environment's deploy step: no deploy is triggered
+    /// inside one (`Fri 16:00 - Mon 08:00 Europe/Berlin`).
+    pub freeze: Vec<crate::model::freeze::Window>,
     /// 1-based line of the step's key in the file.
     pub line: usize,
 }
@@ -101,6 +105,7 @@ impl Step {
             description: None,
             environment: None,
             deploy_tag: None,
+            freeze: Vec::new(),
             line,
         }
     }
@@ -457,6 +462,19 @@ impl Sdd {
                     loc.within(&s.name, "deploy_tag"),
                     format!("step `{}` has `deploy_tag` but no `environment`", s.name),
                     Some("a deploy tag belongs to an environment: add `environment: NAME`".into()),
+                ));
+            }
+            if !s.freeze.is_empty() && s.environment.is_none() {
+                issues.push(issue(
+                    loc.within(&s.name, "freeze"),
+                    format!(
+                        "step `{}` has `freeze` windows but no `environment`",
+                        s.name
+                    ),
+                    Some(
+                        "freeze windows hold an environment's deploys: put them on its deploy step"
+                            .into(),
+                    ),
                 ));
             }
             if s.environment.is_some() && (s.manual || s.is_virtual) {
@@ -933,6 +951,51 @@ fn parse_long(
                     None,
                 ),
             },
+            "freeze" => {
+                let items = match v {
+                    Value::Sequence(items) => items,
+                    one @ Value::String(_) => vec![one],
+                    other => {
+                        push(
+                            issues,
+                            "freeze",
+                            format!(
+                                "`freeze` of step `{name}` must be a list of windows, not {}",
+                                kind(&other)
+                            ),
+                            Some(
+                                "write `freeze: [\"Fri 16:00 - Mon 08:00 Europe/Berlin\"]`".into(),
+                            ),
+                        );
+                        vec![]
+                    }
+                };
+                for item in items {
+                    match item {
+                        Value::String(w) => match crate::model::freeze::Window::parse(&w) {
+                            Ok(w) => step.freeze.push(w),
+                            Err(why) => push(
+                                issues,
+                                "freeze",
+                                format!(
+                                    "malformed freeze window `{}` of step `{name}`: {why}",
+                                    w.escape_debug()
+                                ),
+                                Some("write a window like `Fri 16:00 - Mon 08:00 Europe/Berlin`, or `22:00 - 06:00 UTC` for every day".into()),
+                            ),
+                        },
+                        other => push(
+                            issues,
+                            "freeze",
+                            format!(
+                                "a freeze window of step `{name}` must be text, not {}",
+                                kind(&other)
+                            ),
+                            None,
+                        ),
+                    }
+                }
+            }
             "description" => match v {
                 Value::String(s) => step.description = Some(s),
                 other => push(

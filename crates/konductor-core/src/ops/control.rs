@@ -168,6 +168,12 @@ pub fn retry(
                 "step `{step}` of train {t} cannot be retried now: {d} is deploying to `{env}`; retry when it has finished"
             )));
         }
+        let windows = sdd.step(step).map(|s| s.freeze.clone()).unwrap_or_default();
+        if let Some((why, _)) = crate::model::freeze::hold(&env, &facts.controls, &windows, now) {
+            return Err(Error::input(format!(
+                "step `{step}` of train {t} cannot be retried now: {why}"
+            )));
+        }
         let claim = Action::Claim {
             step: step.into(),
             environment: env.clone(),

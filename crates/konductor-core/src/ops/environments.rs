@@ -64,7 +64,7 @@ pub fn environments(
     store.refresh(
         &names
             .iter()
-            .map(|e| Claim::glob(e))
+            .flat_map(|e| [Claim::glob(e), crate::model::freeze::RecordName::glob(e)])
             .collect::<Vec<String>>(),
     )?;
     let mut out = Environments::new();
@@ -102,7 +102,9 @@ pub fn environments(
             .iter()
             .filter_map(|(t, s)| s.envs.get(&env).map(|e| (*t, *e)))
             .collect();
-        out.insert(env, combine(&claims, &trains));
+        let mut facts = combine(&claims, &trains);
+        facts.controls = super::env_control::read_controls(store, &env)?;
+        out.insert(env, facts);
     }
     Ok(out)
 }

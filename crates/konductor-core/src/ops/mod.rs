@@ -13,6 +13,7 @@
 //! - [`environments`][]: the facts about other trains a deploy step is decided from;
 //! - [`metrics`][]: the figures of `konductor metrics` and `/metrics`;
 //! - [`notify`][]: notifications (webhooks, Slack, GitHub), each delivered once;
+//! - [`env_control`][]: `freeze`, `unfreeze`, `rollback`, `unpin` and the `env` view;
 //! - [`archive`] and [`retain`][]: the archive of collected trains and `gc`;
 //! - [`status`][]: status and log reports (`status --json`, `log --json`).
 //!
@@ -24,6 +25,7 @@ pub mod archive;
 pub mod control;
 pub mod deploy;
 pub mod discover;
+pub mod env_control;
 pub mod environments;
 pub mod metrics;
 pub mod notify;
@@ -39,6 +41,7 @@ pub use advance::*;
 pub use control::*;
 pub use deploy::*;
 pub use discover::{cached_trains, discover, Discovery, IgnoredTrain};
+pub use env_control::{env_view, freeze, rollback, unfreeze, unpin};
 pub use environments::environments;
 pub use read::*;
 pub use report::*;

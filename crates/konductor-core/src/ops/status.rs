@@ -61,7 +61,7 @@ pub struct StepReport {
     pub name: String,
     /// `job`, `virtual`, `manual` or `target`.
     pub kind: StepKind,
-    /// `pending|triggered|started|success|failure|blocked|skipped`.
+    /// `pending|triggered|started|success|failure|blocked|skipped|superseded|waiting|frozen`.
     pub state: StepState,
     /// The attempt that counts (0: never triggered).
     pub attempt: u32,
@@ -85,6 +85,9 @@ pub struct StepReport {
     pub unblocked_by: Option<String>,
     /// When it was unblocked.
     pub unblocked_at: Option<String>,
+    /// When a `frozen` deploy step's freeze ends (RFC 3339), when it has an end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
     /// Every attempt, oldest first.
     pub attempts: Vec<AttemptReport>,
 }
@@ -152,6 +155,7 @@ impl TrainReport {
                     duration_secs: cur.and_then(|a| a.duration_secs),
                     unblocked_by: unblock.map(|e| e.who("by")),
                     unblocked_at: unblock.map(|e| rfc3339(e.at)),
+                    until: v.until.clone(),
                     attempts: atts,
                 }
             })

@@ -127,6 +127,10 @@ fn status_line(t: &TrainReport, s: &StepReport, now: i64) -> String {
         (_, StepState::Skipped) => "skipped".into(),
         (_, StepState::Superseded) => "⤳ superseded".into(),
         (_, StepState::Waiting) => "⏸ waiting".into(),
+        (_, StepState::Frozen) => match &s.until {
+            Some(u) => format!("❄ frozen until {u}"),
+            None => "❄ frozen".into(),
+        },
     }
 }
 

@@ -23,6 +23,7 @@ mod layout;
 mod tests;
 mod text;
 
+use konductor_core::ops::env_control::EnvView;
 use konductor_core::plan::{StepKind, StepState, TrainState};
 use konductor_core::report::{unblock_command, Placement, StepReport, TrainReport};
 use konductor_core::time::{age, parse_rfc3339, rfc3339};
@@ -39,6 +40,20 @@ use text::{duration, ellipsize, plural, safe_url, short_sha, show_time, E};
 /// same input renders the same bytes. `remote` must already be free of credentials; it
 /// is escaped like everything else.
 pub fn render_board(trains: &[TrainReport], generated_at: i64, remote: &str) -> String {
+    render_board_with_envs(trains, &[], generated_at, remote)
+}
+
+/// [`render_board`] with the environments as `konductor env` sees them
+/// (`ops::env_control::env_view`): the environment cards come from them, one per
+/// environment, with the train there, the one deploying, those waiting, a freeze or a pin
+/// with its reason. Without environments, the cards show where trains got to
+/// (`Placement`).
+pub fn render_board_with_envs(
+    trains: &[TrainReport],
+    envs: &[EnvView],
+    generated_at: i64,
+    remote: &str,
+) -> String {
     let generated = rfc3339(generated_at);
     let waiting = waiting_gates(trains);
     let page = html! {
@@ -77,7 +92,7 @@ pub fn render_board(trains: &[TrainReport], generated_at: i64, remote: &str) -> 
                 "\n"
                 main {
                     "\n"
-                    (cards(trains, waiting.len(), generated_at))
+                    (cards(trains, envs, waiting.len(), generated_at))
                     (waiting_section(&waiting, generated_at))
                     (train_list(trains, generated_at))
                     section id="graphs" {
@@ -119,7 +134,7 @@ pub fn render_board(trains: &[TrainReport], generated_at: i64, remote: &str) -> 
 // Page sections.
 
 /// The environment cards and the count of trains by state.
-fn cards(trains: &[TrainReport], waiting: usize, now: i64) -> Markup {
+fn cards(trains: &[TrainReport], envs: &[EnvView], waiting: usize, now: i64) -> Markup {
     let prod = trains.iter().find(|t| t.placement == Placement::Production);
     let staging = trains
         .iter()
@@ -134,8 +149,15 @@ fn cards(trains: &[TrainReport], waiting: usize, now: i64) -> Markup {
     html! {
         section class="cards" id="environments" {
             "\n"
-            (env_card("prod", "Production", prod, now))
-            (env_card("staging", "Staging", staging, now))
+            @if envs.is_empty() {
+                (env_card("prod", "Production", prod, now))
+                (env_card("staging", "Staging", staging, now))
+            } @else {
+                // Production first, as the placement cards are.
+                @for v in envs.iter().rev() {
+                    (env_view_card(v, trains, now))
+                }
+            }
             article class="card summary" {
                 div class="label" { "Trains" }
                 div class="counts" {
@@ -178,6 +200,65 @@ fn env_card(class: &str, label: &str, t: Option<&TrainReport>, now: i64) -> Mark
                     div class="big none" { "—" }
                     div class="sub" { "No train has reached " (label.to_lowercase()) " yet." }
                 }
+            }
+        }
+        "\n"
+    }
+}
+
+/// One environment's card, from the environments view.
+fn env_view_card(v: &EnvView, trains: &[TrainReport], now: i64) -> Markup {
+    let class = if v.environment.starts_with("prod") {
+        "prod".to_string()
+    } else {
+        v.environment.clone()
+    };
+    let mut label = v.environment.clone();
+    if let Some(first) = label.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    let report = |n: &str| trains.iter().find(|t| t.train == n);
+    html! {
+        article class={ "card env " (E(&class)) } id={ "env-" (E(&class)) } {
+            div class="label" { (E(&label)) }
+            @match &v.current {
+                Some(c) => {
+                    div class="big" {
+                        @match report(&c.train) {
+                            Some(t) => { (train_link(t)) }
+                            None => { (E(&c.train)) }
+                        }
+                        @if c.rollback { " " span class="badge b-frozen" { "rollback" } }
+                    }
+                    @if let Some(commit) = &c.commit {
+                        div {
+                            "deploy " code { (E(short_sha(commit))) }
+                            @if let Some(tag) = &v.deploy_tag { " · " code { (E(tag)) } }
+                        }
+                    }
+                    @if let Some(since) = &c.since {
+                        div class="sub" {
+                            "since " (when(since, now))
+                            @if let Some(by) = &c.by { " by " (person(by)) }
+                        }
+                    }
+                }
+                None => {
+                    div class="big none" { "—" }
+                    div class="sub" { "Nothing deployed to " (E(&v.environment)) " yet." }
+                }
+            }
+            @if let Some(d) = &v.deploying {
+                div class="sub" { "deploying " (E(d)) }
+            }
+            @if !v.waiting.is_empty() {
+                div class="sub" { "waiting: " (E(&v.waiting.join(", "))) }
+            }
+            @if let Some(p) = &v.pinned {
+                div class="sub hold" { "📌 " (E(&p.reason)) }
+            }
+            @if let Some(f) = &v.frozen {
+                div class="sub hold" { "❄ " (E(&f.reason)) }
             }
         }
         "\n"
@@ -455,6 +536,7 @@ fn legend() -> Markup {
         StepState::Blocked,
         StepState::Skipped,
         StepState::Waiting,
+        StepState::Frozen,
         StepState::Superseded,
     ];
     let rect =

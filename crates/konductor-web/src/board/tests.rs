@@ -267,6 +267,7 @@ fn step(name: &str, kind: StepKind, state: StepState, needs: &[String]) -> StepR
         duration_secs: None,
         unblocked_by: None,
         unblocked_at: None,
+        until: None,
         attempts: Vec::new(),
     }
 }

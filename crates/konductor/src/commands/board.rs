@@ -33,13 +33,20 @@ pub fn cmd_board(args: BoardArgs) -> anyhow::Result<i32> {
     let found = discover(&store, args.horizon.max(1), false)?;
     super::warn_ignored(&found);
     let envs = konductor_core::ops::environments(&store, &found.trains, None, now)?;
-    for t in found.trains.into_iter().rev() {
+    for t in found.trains.iter().rev().copied() {
         match konductor_core::ops::plan_train_in(&store, t, None, None, now, &envs) {
             Ok(p) => reports.push(TrainReport::new(&p)),
             Err(e) => eprintln!("konductor: warning: train {t}: {e}"),
         }
     }
-    let html = konductor_web::render_board(&reports, now, &store.remote().url);
+    let env_views =
+        konductor_core::ops::env_control::env_view_of(&store, &found.trains, None, None, now)
+            .unwrap_or_else(|e| {
+                eprintln!("konductor: warning: environments: {e}");
+                Vec::new()
+            });
+    let html =
+        konductor_web::render_board_with_envs(&reports, &env_views, now, &store.remote().url);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create `{}`", args.out.display()))?;
     let index = args.out.join("index.html");
@@ -49,7 +56,7 @@ pub fn cmd_board(args: BoardArgs) -> anyhow::Result<i32> {
     std::fs::write(
         args.out.join("board.json"),
         serde_json::to_string_pretty(
-            &serde_json::json!({ "trains": reports, "ignored": found.ignored }),
+            &serde_json::json!({ "trains": reports, "environments": env_views, "ignored": found.ignored }),
         )?,
     )?;
     let n = reports.len();

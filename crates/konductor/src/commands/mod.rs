@@ -4,6 +4,7 @@ pub mod board;
 pub mod ci_filter;
 pub mod control;
 pub mod doctor;
+pub mod env;
 pub mod gc;
 pub mod graph;
 pub mod log;

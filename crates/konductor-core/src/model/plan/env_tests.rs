@@ -52,6 +52,7 @@ fn facts(holder: Option<TrainId>, hw: Option<TrainId>, deploying: Option<TrainId
         deploying,
         high_water: hw,
         trains: BTreeMap::new(),
+        controls: Default::default(),
     }
 }
 
@@ -371,4 +372,161 @@ proptest! {
             }
         }
     }
+}
+
+fn control(
+    seq: u32,
+    action: crate::model::freeze::Action,
+    until: Option<i64>,
+) -> crate::model::freeze::Control {
+    use crate::model::freeze::Action;
+    crate::model::freeze::Control {
+        seq,
+        action,
+        by: "ops <ops@x>".into(),
+        at: 50,
+        reason: "release review".into(),
+        until,
+        train: (action == Action::Pin).then(|| t(1, 0)),
+        commit: None,
+    }
+}
+
+/// Plan train 3.0 (build done) with these staging controls and windows, at `now`.
+fn plan_held(
+    controls: Vec<crate::model::freeze::Control>,
+    window: Option<&str>,
+    now: i64,
+    facts: EnvFacts,
+) -> Plan {
+    let mut graph = GRAPH.to_string();
+    if let Some(w) = window {
+        graph = graph.replace(
+            "environment: staging}",
+            &format!("environment: staging, freeze: [\"{w}\"]}}"),
+        );
+    }
+    let g = Sdd::parse("sdd.yaml", &graph).expect("graph");
+    let mut o = train(t(3, 0));
+    run(&mut o, "build", 1, &[JobState::Started, JobState::Success]);
+    let mut f = facts;
+    f.controls = crate::model::freeze::Controls::fold(controls, []);
+    let mut envs = BTreeMap::new();
+    envs.insert("staging".to_string(), f);
+    let ctx = PlanContext {
+        now,
+        conditions: BTreeMap::new(),
+        environments: Some(envs),
+    };
+    plan(&g, "done", &o, &ctx)
+}
+
+fn deploy_of(p: &Plan) -> (StepState, String, Option<String>, usize) {
+    let v = p.step("deploy_staging").expect("deploy step");
+    (
+        v.state,
+        v.reason.clone().unwrap_or_default(),
+        v.until.clone(),
+        p.actions.len(),
+    )
+}
+
+#[test]
+fn a_frozen_environment_holds_a_deploy_that_would_be_triggered() {
+    use crate::model::freeze::Action;
+    let open = EnvFacts::default();
+    let (state, why, until, actions) = deploy_of(&plan_held(
+        vec![control(1, Action::Freeze, None)],
+        None,
+        100,
+        open.clone(),
+    ));
+    assert_eq!((state, actions), (StepState::Frozen, 0));
+    assert!(
+        why.contains("frozen by ops <ops@x>: release review"),
+        "{why}"
+    );
+    assert_eq!(until, None);
+    // A freeze with an end: frozen before it, deploys after it.
+    let (state, why, until, _) = deploy_of(&plan_held(
+        vec![control(1, Action::Freeze, Some(200))],
+        None,
+        100,
+        open.clone(),
+    ));
+    assert_eq!(state, StepState::Frozen);
+    assert_eq!(until.as_deref(), Some("1970-01-01T00:03:20Z"));
+    assert!(why.contains("until 1970-01-01T00:03:20Z"), "{why}");
+    let (state, _, _, actions) = deploy_of(&plan_held(
+        vec![control(1, Action::Freeze, Some(200))],
+        None,
+        200,
+        open.clone(),
+    ));
+    assert_eq!((state, actions), (StepState::Pending, 2));
+    // Unfrozen: the claim and the trigger.
+    let (_, _, _, actions) = deploy_of(&plan_held(
+        vec![
+            control(1, Action::Freeze, None),
+            control(2, Action::Unfreeze, None),
+        ],
+        None,
+        100,
+        open,
+    ));
+    assert_eq!(actions, 2);
+}
+
+#[test]
+fn a_freeze_lets_the_deploy_in_flight_finish() {
+    use crate::model::freeze::Action;
+    // 3.0 claimed staging and stopped before its trigger: the claim was the decision.
+    let holds = facts(Some(t(3, 0)), Some(t(3, 0)), Some(t(3, 0)));
+    let p = plan_held(vec![control(1, Action::Freeze, None)], None, 100, holds);
+    assert_eq!(p.actions.len(), 1, "{:?}", p.actions);
+    // And a frozen environment still supersedes an older train: that deploys nothing.
+    let newer = facts(Some(t(4, 0)), Some(t(4, 0)), None);
+    let p = plan_held(vec![control(1, Action::Freeze, None)], None, 100, newer);
+    assert_eq!(deploy_of(&p).0, StepState::Superseded);
+}
+
+#[test]
+fn a_pinned_environment_holds_every_deploy_until_unpinned() {
+    use crate::model::freeze::Action;
+    let (state, why, _, actions) = deploy_of(&plan_held(
+        vec![control(1, Action::Pin, None)],
+        None,
+        100,
+        EnvFacts::default(),
+    ));
+    assert_eq!((state, actions), (StepState::Frozen, 0));
+    assert!(
+        why.starts_with("pinned: `staging` was rolled back to 1.0 by ops <ops@x>: release review"),
+        "{why}"
+    );
+    let (_, _, _, actions) = deploy_of(&plan_held(
+        vec![
+            control(1, Action::Pin, None),
+            control(2, Action::Unpin, None),
+        ],
+        None,
+        100,
+        EnvFacts::default(),
+    ));
+    assert_eq!(actions, 2);
+}
+
+#[test]
+fn a_scheduled_window_holds_deploys_inside_it_only() {
+    let w = "Fri 16:00 - Mon 08:00 Europe/Berlin";
+    let friday_17h = crate::model::time::parse_rfc3339("2026-12-04T16:00:00Z").expect("t");
+    let wednesday = crate::model::time::parse_rfc3339("2026-12-02T12:00:00Z").expect("t");
+    let (state, why, until, actions) =
+        deploy_of(&plan_held(vec![], Some(w), friday_17h, EnvFacts::default()));
+    assert_eq!((state, actions), (StepState::Frozen, 0));
+    assert_eq!(until.as_deref(), Some("2026-12-07T07:00:00Z"));
+    assert!(why.contains(w), "{why}");
+    let (state, _, _, actions) =
+        deploy_of(&plan_held(vec![], Some(w), wednesday, EnvFacts::default()));
+    assert_eq!((state, actions), (StepState::Pending, 2));
 }
