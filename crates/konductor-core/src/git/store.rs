@@ -1093,28 +1093,6 @@ impl Store {
         )
     }
 
-    /// The first-parent chain of the cached commit `head`, newest first, at most `max`
-    /// commits: (id, message, committer time). A deploy tag's history.
-    pub fn first_parent_chain(&self, head: &str, max: usize) -> Result<Vec<(String, String, i64)>> {
-        let mut out = Vec::new();
-        let mut next = Oid::from_str(head).ok();
-        while let Some(oid) = next {
-            if out.len() >= max {
-                break;
-            }
-            let Ok(c) = self.repo.find_commit(oid) else {
-                break;
-            };
-            out.push((
-                oid.to_string(),
-                c.message().unwrap_or("").to_string(),
-                c.time().seconds(),
-            ));
-            next = c.parent_ids().next();
-        }
-        Ok(out)
-    }
-
     /// The id of the empty-tree commit every environment control record points to: the
     /// same object for every writer (fixed author, time 0), so it is stored once.
     pub fn records_anchor(&self) -> Result<String> {

@@ -290,11 +290,11 @@ pub fn deploy_history(store: &Store, tag: &str, max: usize) -> Result<Vec<Deploy
     let Some(head) = store.ref_target(&refname) else {
         return Ok(vec![]);
     };
-    let head = store.ensure_commit(&head)?;
+    store.ensure_commit(&head)?;
     Ok(store
-        .first_parent_chain(&head, max)?
+        .first_parent_chain(&refname, max)
         .into_iter()
-        .map(|(commit, msg, at)| {
+        .map(|(commit, at, msg)| {
             let f = |k: &str| message_field(&msg, k).map(str::to_string);
             DeployCommit {
                 commit,
