@@ -24,6 +24,7 @@ mod lifecycle;
 mod newcomer;
 mod race;
 mod rerun;
+mod serve;
 mod signing;
 mod soak;
 mod support;

@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod gc;
 pub mod graph;
 pub mod log;
+pub mod serve;
 pub mod simulate;
 pub mod start;
 pub mod status;
