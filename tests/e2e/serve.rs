@@ -524,3 +524,79 @@ fn serve_events_deliver_a_changed_board() {
         data.contains(&format!("{b} data-state=\"triggered\""))
     });
 }
+
+/// The page of `GET /` in a real browser: the server sends the changed board on
+/// `/events`, the page swaps it in without a reload. Screenshots before and after are kept
+/// in `target/serve-live-board-{before,after}.png`.
+#[test]
+fn serve_live_board_updates_in_chromium_without_a_reload() {
+    let Some(chromium) = crate::browser::chromium() else {
+        eprintln!("skipped: no chromium");
+        return;
+    };
+    let env = Env::new(Kind::Daemon, SDD);
+    let srv = Serve::start(&env, &[format!("app={}", env.server.url)], &[]);
+    // A train whose `a` runs; the train tag's webhook puts it on the board.
+    let t2 = env.start();
+    env.tick(&t2);
+    let (code, body) = srv.github(
+        "create",
+        "lb-1",
+        &format!(
+            r#"{{"ref":"release={t2}","ref_type":"tag","repository":{{"full_name":"acme/app"}}}}"#
+        ),
+        Some(SECRET),
+    );
+    assert_eq!(code, 202, "{body}");
+    srv.wait_until("the train on the board", || {
+        srv.get("/")
+            .1
+            .contains(&format!("data-train=\"{t2}\" data-step=\"b\""))
+    });
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let (before, after) = (
+        out.join("serve-live-board-before.png"),
+        out.join("serve-live-board-after.png"),
+    );
+    let selector = format!("g[data-train=\"{t2}\"][data-step=\"b\"]");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/support/live_board.py");
+    let mut py = Command::new("python3")
+        .arg(&script)
+        .args([
+            chromium.to_str().unwrap(),
+            &format!("{}/", srv.base),
+            before.to_str().unwrap(),
+            after.to_str().unwrap(),
+            &selector,
+            "triggered",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = BufReader::new(py.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().and_then(Result::ok).as_deref(),
+        Some("READY"),
+        "the page did not load"
+    );
+    env.report(&format!("release={t2}=a.1"), "success").ok();
+    let (code, body) = srv.github(
+        "push",
+        "lb-2",
+        &push_body(&format!("release={t2}=a.1=success"), "acme/app"),
+        Some(SECRET),
+    );
+    assert_eq!(code, 202, "{body}");
+    use std::io::Write as _;
+    writeln!(py.stdin.as_mut().unwrap(), "GO").unwrap();
+    let result: Value =
+        serde_json::from_str(&lines.next().and_then(Result::ok).expect("a result")).unwrap();
+    assert!(py.wait().unwrap().success());
+    assert_eq!(result["state"], "triggered", "{result}");
+    assert_eq!(result["reloaded"], false, "{result}");
+    assert!(
+        std::fs::metadata(&before).unwrap().len() > 0
+            && std::fs::metadata(&after).unwrap().len() > 0
+    );
+}

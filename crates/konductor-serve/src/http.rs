@@ -1,6 +1,9 @@
 //! The routes. Handlers are thin: they read the query, call the core on a blocking thread
 //! (git2 is synchronous) or read the latest snapshot, and answer.
 
+// Helpers return the error answer itself (`Result<_, Response>`), once per request.
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
