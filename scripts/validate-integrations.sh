@@ -426,7 +426,7 @@ SHIPPED=(
   "$ARGO/sensor.yaml" "$ARGO/sensor-production.yaml" "$ARGO/eventsource.yaml" "$ARGO/eventbus.yaml"
   "$ARGO/webhook-ingress.yaml"
   "$ARGO/argocd-application-staging.yaml" "$ARGO/argocd-application-production.yaml"
-  "$ARGO/argocd-appproject.yaml" Dockerfile
+  "$ARGO/argocd-appproject.yaml" integrations/serve/konductor-serve.yaml Dockerfile
 )
 
 if out="$(python3 - "$BROKEN" <<'PY' 2>&1
