@@ -303,6 +303,39 @@ fn serve_webhook_ticks_the_train_at_once_and_bad_ones_change_nothing() {
 }
 
 #[test]
+fn serve_a_burst_of_webhooks_for_one_train_coalesces_into_a_few_ticks() {
+    let env = Env::new(Kind::Daemon, SDD);
+    let srv = Serve::start(&env, &[format!("app={}", env.server.url)], &[]);
+    let t = train_waiting_for_a_tick(&env);
+    let body = push_body(&format!("release={t}=a.1=success"), "acme/app");
+    for i in 0..100 {
+        let (code, out) = srv.github("push", &format!("burst-{i}"), &body, Some(SECRET));
+        assert_eq!(code, 202, "{out}");
+    }
+    srv.wait_until("b.1 triggered", || {
+        has_tag(&env, &format!("release={t}=b.1"))
+    });
+    let ticks = "konductor_ticks_total{repo=\"app\",cause=\"webhook\",outcome=\"ok\"}";
+    // The last event is always followed by a tick: wait until the worker is idle.
+    let mut last = -1.0;
+    srv.wait_until("the ticks to settle", || {
+        let n = srv.metric(ticks);
+        let settled = n == last;
+        last = n;
+        std::thread::sleep(Duration::from_millis(700));
+        settled
+    });
+    assert!(
+        (1.0..=10.0).contains(&last),
+        "100 webhooks for one train cost {last} ticks"
+    );
+    assert_eq!(
+        srv.metric("konductor_webhooks_total{source=\"github\",outcome=\"queued\"}"),
+        100.0
+    );
+}
+
+#[test]
 fn serve_routes_webhooks_by_repository() {
     let one = Env::new(Kind::Daemon, SDD);
     let two = Env::new(Kind::Bare, SDD);
