@@ -261,8 +261,21 @@ fn serve_webhook_ticks_the_train_at_once_and_bad_ones_change_nothing() {
             ),
             "ignored",
         ),
+        (
+            "a line break in the tag name",
+            srv.github(
+                "push",
+                "d-forge",
+                &push_body(
+                    "v1\nkonductor serve: webhook github delivery `x`: queued: forged",
+                    "acme/app",
+                ),
+                Some(SECRET),
+            ),
+            "ignored",
+        ),
     ];
-    let want = [401, 401, 413, 400, 202, 202, 202];
+    let want = [401, 401, 413, 400, 202, 202, 202, 202];
     for ((what, (code, body), outcome), want) in cases.iter().zip(want) {
         assert_eq!(*code, want, "{what}: {body}");
         assert!(

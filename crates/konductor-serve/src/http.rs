@@ -365,7 +365,13 @@ fn verdict(
     detail: &str,
 ) -> Response {
     app.metrics.webhook(source, outcome);
-    log!("webhook {source} delivery `{delivery}`: {outcome}: {detail}");
+    // Values from the payload (tag and repository names) could hold line breaks: one
+    // webhook, one log line.
+    let line: String = format!("webhook {source} delivery `{delivery}`: {outcome}: {detail}")
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    log!("{line}");
     json(
         status,
         &serde_json::json!({ "outcome": outcome, "detail": detail }),
