@@ -8,7 +8,8 @@
 //!   sha256=<hex HMAC-SHA256 of the body>`; the delivery id is `X-GitHub-Delivery`.
 //! - GitLab `Tag Push Hook`: `object_kind` = `tag_push`, `ref` = `refs/tags/NAME`,
 //!   `project.path_with_namespace`, `project.git_http_url`, `project.git_ssh_url`. The
-//!   secret comes as is in `X-Gitlab-Token`; the delivery id is `X-Gitlab-Event-UUID`.
+//!   secret comes as is in `X-Gitlab-Token`; the delivery id is `Idempotency-Key` (the same
+//!   on retries), else `X-Gitlab-Event-UUID`.
 //! - Gitea and Forgejo `push` and `create`: GitHub's shapes; signed by
 //!   `X-Gitea-Signature` / `X-Forgejo-Signature` (hex HMAC-SHA256, no prefix); the
 //!   delivery id is `X-Gitea-Delivery` / `X-Forgejo-Delivery`.
@@ -77,6 +78,13 @@ pub fn identify(h: &Headers) -> Option<(Source, String)> {
 
 /// The delivery id, unique per delivery: what a replay repeats.
 pub fn delivery_id(src: Source, h: &Headers) -> Option<&str> {
+    // GitLab keeps `Idempotency-Key` across the retries of one event (newer versions);
+    // `X-Gitlab-Event-UUID` names the event.
+    if src == Source::GitLab {
+        if let Some(k) = h.get("idempotency-key").filter(|v| !v.is_empty()) {
+            return Some(k);
+        }
+    }
     let name = match src {
         Source::GitHub => "x-github-delivery",
         Source::GitLab => "x-gitlab-event-uuid",
@@ -271,6 +279,16 @@ mod tests {
             "k"
         ));
         assert!(!verify(Source::GitLab, &hs(&[]), body, "k"));
+    }
+
+    #[test]
+    fn gitlab_retries_keep_their_idempotency_key() {
+        let h = hs(&[("x-gitlab-event-uuid", "e1"), ("idempotency-key", "k1")]);
+        assert_eq!(delivery_id(Source::GitLab, &h), Some("k1"));
+        let h = hs(&[("x-gitlab-event-uuid", "e1")]);
+        assert_eq!(delivery_id(Source::GitLab, &h), Some("e1"));
+        let h = hs(&[("x-github-delivery", "g1"), ("idempotency-key", "k1")]);
+        assert_eq!(delivery_id(Source::GitHub, &h), Some("g1"));
     }
 
     #[test]
