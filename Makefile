@@ -46,6 +46,7 @@ bench:
 	$(CARGO) build --release --workspace --bins
 	bash benches/run.sh
 	bash benches/scale.sh
+	python3 benches/serve.py
 	$(MAKE) bench-verify
 
 ## Verifying 1,000 signed tags: ssh-keygen processes against in-process (docs/architecture.md).

@@ -9,7 +9,8 @@
 #              action: check-jsonschema vendor.github-workflows /
 #              vendor.github-actions, zizmor --offline (auditor persona, any
 #              finding fails)
-#   Kubernetes CronJob, RBAC, webhook Ingress: kubernetes-validate --strict
+#   Kubernetes CronJob, RBAC, webhook Ingress, serve's Deployment/Service/Ingress:
+#              kubernetes-validate --strict
 #              (1.37 and 1.27)
 #   Argo       WorkflowTemplate, Sensor, EventSource, EventBus, Application, AppProject:
 #              check-jsonschema with the schemas in integrations/schemas;
@@ -200,6 +201,12 @@ if out="$(python3 scripts/check_argo.py --shellcheck "$ARGO"/*.yaml 2>&1)"; then
 else
   fail "$ARGO/*.yaml (argo-refs)" "$(summary "$out")"
 fi
+
+# konductor serve: Deployment, Service, Ingress.
+for f in integrations/serve/*.yaml; do
+  expect_pass k8s "$f"
+  expect_pass yamllint "$f"
+done
 
 expect_pass hadolint Dockerfile
 # Facts hadolint cannot know: the image holds both binaries, runs as non-root,
@@ -419,7 +426,7 @@ SHIPPED=(
   "$ARGO/sensor.yaml" "$ARGO/sensor-production.yaml" "$ARGO/eventsource.yaml" "$ARGO/eventbus.yaml"
   "$ARGO/webhook-ingress.yaml"
   "$ARGO/argocd-application-staging.yaml" "$ARGO/argocd-application-production.yaml"
-  "$ARGO/argocd-appproject.yaml" Dockerfile
+  "$ARGO/argocd-appproject.yaml" integrations/serve/konductor-serve.yaml Dockerfile
 )
 
 if out="$(python3 - "$BROKEN" <<'PY' 2>&1

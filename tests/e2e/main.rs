@@ -27,6 +27,7 @@ mod newcomer;
 mod notify;
 mod race;
 mod rerun;
+mod serve;
 mod signing;
 mod soak;
 mod support;

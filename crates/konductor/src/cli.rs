@@ -33,6 +33,7 @@ pub enum Command {
     Rollback(commands::env::RollbackArgs),
     Unpin(commands::env::UnpinArgs),
     Env(commands::env::EnvArgs),
+    Serve(commands::serve::ServeArgs),
     #[command(flatten)]
     Meta(konductor_cli::MetaCommand),
 }
@@ -59,6 +60,7 @@ pub fn run() -> i32 {
         Command::Rollback(a) => commands::env::cmd_rollback(a),
         Command::Unpin(a) => commands::env::cmd_unpin(a),
         Command::Env(a) => commands::env::cmd_env(a),
+        Command::Serve(a) => commands::serve::cmd_serve(a),
         Command::Meta(m) => m.run::<Command>(),
     })
 }

@@ -700,3 +700,54 @@ mod tests {
         }
     }
 }
+
+/// A train that could not be planned, and why (`status --json`'s `errors`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrainError {
+    /// The train id, `N.P`.
+    pub train: String,
+    /// The message.
+    pub error: String,
+}
+
+/// What `status --json` prints for the newest trains, and what `konductor serve`'s
+/// `/api/trains` answers: the same value, from the same code.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusList {
+    /// The trains planned, newest first.
+    pub trains: Vec<TrainReport>,
+    /// The trains that could not be planned.
+    pub errors: Vec<TrainError>,
+    /// Train tags that are not trains, newest first.
+    pub ignored: Vec<crate::ops::IgnoredTrain>,
+    /// The environments' facts the trains were planned with (not part of `status --json`).
+    #[serde(skip)]
+    pub environments: crate::model::env::Environments,
+}
+
+/// Discover the newest `horizon` train numbers and plan each, as `konductor status` does.
+pub fn status_list(
+    store: &crate::git::store::Store,
+    horizon: u32,
+    now: i64,
+) -> crate::error::Result<StatusList> {
+    let found = crate::ops::discover(store, horizon.max(1), false)?;
+    let environments = crate::ops::environments(store, &found.trains, None, now)?;
+    let mut trains = Vec::new();
+    let mut errors = Vec::new();
+    for &t in found.trains.iter().rev() {
+        match crate::ops::plan_train_in(store, t, None, None, now, &environments) {
+            Ok(p) => trains.push(TrainReport::new(&p)),
+            Err(e) => errors.push(TrainError {
+                train: t.to_string(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    Ok(StatusList {
+        trains,
+        errors,
+        ignored: found.ignored,
+        environments,
+    })
+}

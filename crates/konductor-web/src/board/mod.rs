@@ -19,6 +19,7 @@
 mod csp;
 mod graph;
 mod layout;
+pub(crate) mod live;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -55,7 +56,6 @@ pub fn render_board_with_envs(
     remote: &str,
 ) -> String {
     let generated = rfc3339(generated_at);
-    let waiting = waiting_gates(trains);
     let page = html! {
         (DOCTYPE) "\n"
         html lang="en" {
@@ -92,27 +92,7 @@ pub fn render_board_with_envs(
                 "\n"
                 main {
                     "\n"
-                    (cards(trains, envs, waiting.len(), generated_at))
-                    (waiting_section(&waiting, generated_at))
-                    (train_list(trains, generated_at))
-                    section id="graphs" {
-                        "\n" h2 { "Step graphs" } "\n"
-                        div class="bar-row" {
-                            (legend())
-                            div id="tools" class="tools" hidden {
-                                button type="button" data-act="open" { "Expand all" }
-                                button type="button" data-act="close" { "Collapse all" }
-                            }
-                        }
-                        "\n"
-                        @if trains.is_empty() {
-                            p class="muted" { "No trains yet." } "\n"
-                        }
-                        @for (i, t) in trains.iter().enumerate() {
-                            (train_section(t, i < 3 || t.state == TrainState::Running, generated_at))
-                        }
-                    }
-                    "\n"
+                    (sections(trains, envs, generated_at))
                 }
                 "\n"
                 footer {
@@ -132,6 +112,35 @@ pub fn render_board_with_envs(
 
 // ---------------------------------------------------------------------------------------
 // Page sections.
+
+/// The page's sections below its header: environments and counts, waiting gates, the
+/// train list, the step graphs. The live page of `konductor serve` swaps these.
+pub(crate) fn sections(trains: &[TrainReport], envs: &[EnvView], generated_at: i64) -> Markup {
+    let waiting = waiting_gates(trains);
+    html! {
+        (cards(trains, envs, waiting.len(), generated_at))
+        (waiting_section(&waiting, generated_at))
+        (train_list(trains, generated_at))
+        section id="graphs" {
+            "\n" h2 { "Step graphs" } "\n"
+            div class="bar-row" {
+                (legend())
+                div id="tools" class="tools" hidden {
+                    button type="button" data-act="open" { "Expand all" }
+                    button type="button" data-act="close" { "Collapse all" }
+                }
+            }
+            "\n"
+            @if trains.is_empty() {
+                p class="muted" { "No trains yet." } "\n"
+            }
+            @for (i, t) in trains.iter().enumerate() {
+                (train_section(t, i < 3 || t.state == TrainState::Running, generated_at))
+            }
+        }
+        "\n"
+    }
+}
 
 /// The environment cards and the count of trains by state.
 fn cards(trains: &[TrainReport], envs: &[EnvView], waiting: usize, now: i64) -> Markup {

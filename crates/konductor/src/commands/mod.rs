@@ -9,6 +9,7 @@ pub mod gc;
 pub mod graph;
 pub mod log;
 pub mod metrics;
+pub mod serve;
 pub mod simulate;
 pub mod start;
 pub mod status;

@@ -1,8 +1,8 @@
 use std::io::IsTerminal as _;
 
 use clap::Args;
-use konductor_core::ops::{discover, plan_train_any, refresh_train, DEFAULT_HORIZON};
-use konductor_core::report::TrainReport;
+use konductor_core::ops::{plan_train_any, refresh_train, DEFAULT_HORIZON};
+use konductor_core::report::{status_list, TrainReport};
 
 use crate::out;
 use crate::render;
@@ -56,34 +56,21 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
             std::thread::sleep(std::time::Duration::from_secs(3));
         },
         None => {
-            let found = discover(&store, args.horizon.max(1), false)?;
-            let trains = found.trains.clone();
-            let mut reports = Vec::new();
-            let mut errors = Vec::new();
-            let envs = konductor_core::ops::environments(&store, &trains, None, now)?;
-            for t in trains.into_iter().rev() {
-                match konductor_core::ops::plan_train_in(&store, t, None, None, now, &envs) {
-                    Ok(p) => reports.push(TrainReport::new(&p)),
-                    Err(e) => errors.push((t.to_string(), e.to_string())),
-                }
-            }
+            let list = status_list(&store, args.horizon, now)?;
             if args.output.json {
-                let errs: Vec<_> = errors
-                    .iter()
-                    .map(|(t, e)| serde_json::json!({"train": t, "error": e}))
-                    .collect();
+                // Through a `Value`: the list form's keys are sorted (docs/status-json.md).
                 out!(
                     "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"trains": reports, "errors": errs, "ignored": found.ignored})
-                    )?
+                    serde_json::to_string_pretty(&serde_json::to_value(&list)?)?
                 );
             } else {
-                out!("{}", render::train_list(&reports, now, color));
-                for (t, e) in errors {
-                    eprintln!("konductor: warning: train {t}: {e}");
+                out!("{}", render::train_list(&list.trains, now, color));
+                for e in &list.errors {
+                    eprintln!("konductor: warning: train {}: {}", e.train, e.error);
                 }
-                super::warn_ignored(&found);
+                for w in konductor_core::discover::ignored_warnings(&list.ignored) {
+                    eprintln!("konductor: warning: {w}");
+                }
             }
             Ok(0)
         }
