@@ -10,6 +10,7 @@ mod cas;
 mod checkout;
 mod cli;
 mod deploy;
+mod deploy_forward;
 mod docs;
 mod doctor;
 mod environments;

@@ -1091,6 +1091,33 @@ impl Store {
         self.repo.refname_to_id(refname).ok().map(|o| o.to_string())
     }
 
+    /// The commits of a cached deploy chain from `commit` down its first parents, newest
+    /// first, at most `limit`: (id, tree id, message, committer time). A commit missing
+    /// from the cache ends the chain ([`Store::fetch_ref`] fetches it whole).
+    pub fn first_parent_chain(
+        &self,
+        commit: &str,
+        limit: usize,
+    ) -> Vec<(String, String, String, i64)> {
+        let mut out = Vec::new();
+        let mut next = Oid::from_str(commit)
+            .ok()
+            .and_then(|o| self.repo.find_commit(o).ok());
+        while let Some(c) = next {
+            if out.len() >= limit {
+                break;
+            }
+            out.push((
+                c.id().to_string(),
+                c.tree_id().to_string(),
+                String::from_utf8_lossy(c.message_bytes()).into_owned(),
+                c.time().seconds(),
+            ));
+            next = c.parent(0).ok();
+        }
+        out
+    }
+
     /// Write a commit holding the manifest folder `scan` describes (see
     /// [`crate::git::manifests`]), with `parent` if given. The commit is on no branch.
     pub fn commit_dir(

@@ -21,6 +21,7 @@ pub mod advance;
 pub mod archive;
 pub mod control;
 pub mod deploy;
+pub mod deploy_record;
 pub mod discover;
 pub mod environments;
 pub mod read;
