@@ -13,6 +13,8 @@ mod deploy;
 mod deploy_forward;
 mod docs;
 mod doctor;
+mod env_model;
+mod env_records;
 mod environments;
 mod faults;
 mod free_text;
