@@ -80,8 +80,9 @@ pub fn deploy_history(env: &Env, tag: &str) -> Vec<((u32, u32), bool)> {
         .collect()
 }
 
-/// Check the rules on what the server holds now.
-pub fn check(env: &Env, specs: &[EnvSpec]) -> EnvCheck {
+/// Check the rules on what the server holds now. `single_trigger`: the graph has no
+/// retries and no trigger timeouts, so a deploy step's only trigger is job 1.
+pub fn check(env: &Env, specs: &[EnvSpec], single_trigger: bool) -> EnvCheck {
     let times = tag_times(env);
     let mut out = EnvCheck::default();
     for s in specs {
@@ -112,7 +113,7 @@ pub fn check(env: &Env, specs: &[EnvSpec]) -> EnvCheck {
                 let parts: Vec<&str> = rest.split('=').collect();
                 if parts.len() == 2 {
                     if let Some((step, job)) = parts[1].rsplit_once('.') {
-                        if step == s.step && job != "1" {
+                        if single_trigger && step == s.step && job != "1" {
                             out.double_deploys
                                 .push(format!("a second trigger of the deploy step: {name}"));
                         }
@@ -148,18 +149,34 @@ pub fn check(env: &Env, specs: &[EnvSpec]) -> EnvCheck {
             }
         }
         // One at a time: the previous holder's deploy had ended when the next claim came.
+        // Ended: its first success, else its last failure or timeout (of any job).
         for (i, w) in holders.windows(2).enumerate() {
             let (n, p) = w[0];
-            let trig = format!("release={n}.{p}={}.1", s.step);
-            let ended = ["success", "failure"]
-                .iter()
-                .filter_map(|o| times.get(&format!("{trig}={o}")))
-                .min();
+            let prefix = format!("release={n}.{p}={}.", s.step);
+            let outcome = |o: &str| -> Vec<i64> {
+                times
+                    .iter()
+                    .filter(|(name, _)| {
+                        name.strip_prefix(&prefix).is_some_and(|rest| {
+                            rest.split_once('=').is_some_and(|(job, st)| {
+                                job.bytes().all(|b| b.is_ascii_digit()) && st == o
+                            })
+                        })
+                    })
+                    .map(|(_, t)| *t)
+                    .collect()
+            };
+            let ended = outcome("success").into_iter().min().or_else(|| {
+                outcome("failure")
+                    .into_iter()
+                    .chain(outcome("timeout"))
+                    .max()
+            });
             let claimed = times[&claims[i + 1].1];
             match ended {
-                Some(e) if *e <= claimed => {}
+                Some(e) if e <= claimed => {}
                 _ => out.claim_faults.push(format!(
-                    "{}: {} made while {trig} had not ended",
+                    "{}: {} made while {prefix}* had not ended",
                     s.env,
                     claims[i + 1].1
                 )),
@@ -167,13 +184,17 @@ pub fn check(env: &Env, specs: &[EnvSpec]) -> EnvCheck {
         }
         // Every deploy trigger has its train's claim.
         for name in times.keys() {
-            if let Some(t) = name
-                .strip_prefix("release=")
-                .and_then(|r| r.strip_suffix(&format!("={}.1", s.step)))
+            let Some(rest) = name.strip_prefix("release=") else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split('=').collect();
+            if parts.len() == 2
+                && parts[1]
+                    .rsplit_once('.')
+                    .is_some_and(|(step, _)| step == s.step)
+                && !holders.contains(&train_id(parts[0]))
             {
-                if !holders.contains(&train_id(t)) {
-                    out.claim_faults.push(format!("{name} without a claim"));
-                }
+                out.claim_faults.push(format!("{name} without a claim"));
             }
         }
         out.holders.insert(s.env, holders);

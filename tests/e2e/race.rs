@@ -461,7 +461,7 @@ fn racing_ticks_with_environments_never_regress_or_double_deploy() {
         }
         stop.store(true, Ordering::Relaxed);
     });
-    let check = crate::env_model::check(&env, &RACE_ENVS);
+    let check = crate::env_model::check(&env, &RACE_ENVS, true);
     let all: std::collections::BTreeSet<String> = env.server.tags().into_iter().collect();
     let steps = [
         ("build", None),
