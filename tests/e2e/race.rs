@@ -424,7 +424,8 @@ fn racing_ticks_with_environments_never_regress_or_double_deploy() {
                 if ok && step.starts_with("deploy_") {
                     let dir = env.root.path().join(format!("m-{}", tag.replace('=', "-")));
                     std::fs::create_dir_all(&dir).unwrap();
-                    std::fs::write(dir.join("app.yaml"), format!("deployed-by: {tag}\n")).unwrap();
+                    let train = tag.split('=').nth(1).unwrap();
+                    std::fs::write(dir.join("app.yaml"), format!("train: {train}\n")).unwrap();
                     let out = env.l(&[
                         "publish-manifests",
                         "--dir",

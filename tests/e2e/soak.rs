@@ -150,10 +150,13 @@ fn soak() {
                     let started = env.report(&tag, "started");
                     let step = tag.split('=').nth(2).unwrap_or("").split('.').next();
                     if ok && matches!(step, Some("deploy" | "deploy_prod")) {
-                        // The deploy job: publish under the step's deploy tag.
+                        // The deploy job: render the train's manifests (the same for every
+                        // job of the train, as a real render is) and publish them under the
+                        // step's deploy tag. A re-triggered job publishes nothing new.
                         let dir = env.root.path().join(format!("m-{}", tag.replace('=', "-")));
+                        let train = tag.split('=').nth(1).unwrap_or("");
                         std::fs::create_dir_all(&dir).unwrap();
-                        std::fs::write(dir.join("app.yaml"), format!("by: {tag}\n")).unwrap();
+                        std::fs::write(dir.join("app.yaml"), format!("train: {train}\n")).unwrap();
                         let out = env.l(&[
                             "publish-manifests",
                             "--dir",
