@@ -31,7 +31,7 @@ CronJob (the konductor tick)
     GitHub App key (KONDUCTOR_GITHUB_APP_KEY) read from a Secret rather than
     written in the manifest.
   * WorkflowTemplates of the same name (one per namespace) differ in nothing
-    but their namespace and the defaults of ``namespace`` and
+    but their namespace and the defaults of ``namespace``, ``environment`` and
     ``expected-revision``: the per-namespace copies cannot drift apart.
 EventBus / Ingress
   * every Sensor and EventSource has its EventBus (``eventBusName``, else
@@ -46,7 +46,7 @@ Application / AppProject
   * the Application lives in its destination namespace (one verification per
     namespace); its project exists, allows its repo, namespace and destination;
   * a verification template in the same namespace verifies this Application
-    (app-name) at its tag (expected-revision).
+    (app-name) in the environment whose deploy tag it tracks (environment).
 
 Usage: check_argo.py [--shellcheck] FILE...   Exit 1 on any error.
 """
@@ -63,7 +63,10 @@ import tempfile
 
 import yaml
 
-MOVING_TAGS = {"staging-k8s", "k8s-production"}
+# The environments of the top-level sdd.yaml and their deploy tags (the moving tags the
+# Applications track).
+ENVIRONMENTS = {"staging": "staging-k8s", "production": "k8s-production"}
+MOVING_TAGS = set(ENVIRONMENTS.values())
 INPUT_REF = re.compile(r"\{\{\s*inputs\.parameters\.([A-Za-z0-9_-]+)\s*\}\}")
 WF_REF = re.compile(r"\{\{\s*workflow\.parameters\.([A-Za-z0-9_-]+)\s*\}\}")
 WF_EXPR_REF = re.compile(r"workflow\.parameters\.([A-Za-z0-9_]+)")
@@ -306,7 +309,7 @@ class Checker:
                     self.err(cloc, f"{env.get('name')} must come from a Secret (valueFrom.secretKeyRef)")
 
     # ------------------------------------------------------------ copies, EventBus, Ingress
-    VARYING_PARAMS = {"namespace", "expected-revision"}
+    VARYING_PARAMS = {"namespace", "environment", "expected-revision"}
 
     def comparable_template(self, doc: dict) -> dict:
         spec = dict(doc.get("spec") or {})
@@ -330,7 +333,7 @@ class Checker:
                 if self.comparable_template(doc) != base:
                     self.err(f"{where}: WorkflowTemplate {name}",
                              f"differs from its copy in '{self.meta(first)[1]}' ({first_where}) in more than "
-                             "the namespace and the expected revision; change both copies alike")
+                             "the namespace, the environment and the expected revision; change both copies alike")
 
     def check_event_bus(self, where: str, doc: dict) -> None:
         buses = {self.meta(d) for _, d in self.of_kind("EventBus")}
@@ -401,6 +404,10 @@ class Checker:
             params = {p.get("name"): p.get("value") for p in ((wft.get("spec") or {}).get("arguments") or {}).get("parameters") or []}
             if params.get("app-name") != name:
                 self.err(where, f"the verification template in '{ns}' checks app '{params.get('app-name')}', not '{name}'")
+            env = params.get("environment")
+            if env is not None and ENVIRONMENTS.get(env) != rev:
+                self.err(where, f"the verification template in '{ns}' verifies environment '{env}' "
+                                f"(deploy tag '{ENVIRONMENTS.get(env)}'), but the Application tracks '{rev}'")
             if params.get("expected-revision") not in (rev, None) and params.get("expected-revision") in MOVING_TAGS:
                 self.err(where, f"the verification template in '{ns}' expects tag '{params.get('expected-revision')}', "
                                 f"but the Application tracks '{rev}'")

@@ -7,7 +7,7 @@ use std::thread;
 use crate::harness::{step_of, Env};
 use crate::support::servers::Kind;
 
-const ENV_SDD: &str = "\
+pub(crate) const ENV_SDD: &str = "\
 build: []
 deploy_staging: {needs: [build], environment: staging, deploy_tag: staging-k8s}
 verify_staging: [deploy_staging]
@@ -17,7 +17,7 @@ done: {needs: [deploy_prod], virtual: true}
 
 /// Tick `train` and let the CI succeed every new trigger, except those of `hold` steps
 /// (left triggered), until nothing more happens.
-fn drive(env: &Env, train: &str, hold: &[&str]) {
+pub(crate) fn drive(env: &Env, train: &str, hold: &[&str]) {
     for _ in 0..12 {
         let out = env.tick(train);
         let mut moved = false;
@@ -44,7 +44,7 @@ fn drive(env: &Env, train: &str, hold: &[&str]) {
     }
 }
 
-fn claims(env: &Env, e: &str) -> Vec<String> {
+pub(crate) fn claims(env: &Env, e: &str) -> Vec<String> {
     let mut c: Vec<String> = env
         .server
         .tags()

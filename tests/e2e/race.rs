@@ -317,3 +317,190 @@ fn a_timeout_is_recorded_once_however_many_ticks_see_it() {
         "{log}"
     );
 }
+
+/// The environments of [`ENV_RACE_SDD`].
+const RACE_ENVS: [crate::env_model::EnvSpec; 2] = [
+    crate::env_model::EnvSpec {
+        env: "staging",
+        step: "deploy_staging",
+        tag: "staging-k8s",
+    },
+    crate::env_model::EnvSpec {
+        env: "production",
+        step: "deploy_prod",
+        tag: "k8s-production",
+    },
+];
+
+const ENV_RACE_SDD: &str = "\
+build: []
+deploy_staging: {needs: [build], environment: staging, deploy_tag: staging-k8s}
+verify_staging: [deploy_staging]
+deploy_prod: {needs: [verify_staging], environment: production, deploy_tag: k8s-production}
+done: {needs: [deploy_prod], virtual: true}
+";
+
+/// A seeded roll per tag (FNV-1a): the CI's decision for a trigger does not depend on the
+/// order the racing threads make things happen in, so a seed replays the same decisions.
+fn roll(seed: u64, tag: &str) -> u64 {
+    let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
+    for b in tag.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Issue 14, "Must hold": 4 racing tick loops over 20 trains (opened in 4 waves), a fake
+/// CI that fails a share of the jobs at random (seeded: `ENV_RACE_SEED`) and runs
+/// `locomotive publish-manifests` (the tag from the step's `deploy_tag`) for the deploy
+/// steps. Then, from the server alone: no environment ever went back (the deploy tags'
+/// histories), no double deploy (one deploy commit per train and environment, one
+/// trigger per deploy step), claims in train order and one deploy at a time, and every
+/// train ends as the independent model in `env_model` says.
+#[test]
+fn racing_ticks_with_environments_never_regress_or_double_deploy() {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const TRAINS: usize = 20;
+    const WAVE: usize = 5;
+    const FAIL_PCT: u64 = 15;
+    let seed: u64 = std::env::var("ENV_RACE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(14);
+    let env = Env::new(Kind::Daemon, ENV_RACE_SDD);
+    let t0 = std::time::Instant::now();
+    let stop = AtomicBool::new(false);
+    let mut decided: BTreeMap<String, bool> = BTreeMap::new();
+    let mut refused = Vec::new();
+    let mut opened = 0;
+    let mut finished = false;
+    thread::scope(|s| {
+        for i in 0..4 {
+            let (env, stop) = (&env, &stop);
+            s.spawn(move || {
+                let cache = env.root.path().join(format!("cache-{i}"));
+                while !stop.load(Ordering::Relaxed) {
+                    let out = env.run_cmd(
+                        env.cmd("konductor")
+                            .env("KONDUCTOR_CACHE_DIR", &cache)
+                            .args(["tick"]),
+                    );
+                    assert_eq!(out.code, 0, "{out:?}");
+                }
+            });
+        }
+        let env = &env;
+        let mut rng = seed;
+        for round in 0..3000 {
+            if opened < TRAINS && round % 60 == 0 {
+                for _ in 0..WAVE {
+                    env.start();
+                }
+                opened += WAVE;
+            }
+            let all = env.server.tags();
+            let mut pending: Vec<&String> = all
+                .iter()
+                .filter(|t| {
+                    t.starts_with("release=")
+                        && t.matches('=').count() == 2
+                        && !t.ends_with("=superseded")
+                        && !decided.contains_key(*t)
+                })
+                .collect();
+            // Jobs finish in a random order, some only rounds later.
+            pending.sort_by_key(|t| roll(rng, t));
+            rng = rng.wrapping_add(1);
+            for tag in pending {
+                if roll(rng, tag).is_multiple_of(3) {
+                    continue;
+                }
+                let ok = roll(seed, tag) % 100 >= FAIL_PCT;
+                let step = tag.split('=').nth(2).unwrap().split('.').next().unwrap();
+                env.report(tag, "started").ok();
+                let mut success = ok;
+                if ok && step.starts_with("deploy_") {
+                    let dir = env.root.path().join(format!("m-{}", tag.replace('=', "-")));
+                    std::fs::create_dir_all(&dir).unwrap();
+                    let train = tag.split('=').nth(1).unwrap();
+                    std::fs::write(dir.join("app.yaml"), format!("train: {train}\n")).unwrap();
+                    let out = env.l(&[
+                        "publish-manifests",
+                        "--dir",
+                        dir.to_str().unwrap(),
+                        "--triggering-tag",
+                        tag,
+                    ]);
+                    if out.code != 0 {
+                        refused.push(format!("{tag}: exit {}: {}", out.code, out.stderr));
+                        success = false;
+                    }
+                }
+                env.report(tag, if success { "success" } else { "failure" })
+                    .ok();
+                decided.insert(tag.clone(), success);
+            }
+            if opened == TRAINS && round % 10 == 0 {
+                let st: serde_json::Value =
+                    serde_json::from_str(&env.k(&["status", "--json"]).ok()).unwrap();
+                let trains = st["trains"].as_array().unwrap();
+                if trains.len() == TRAINS
+                    && trains.iter().all(|t| {
+                        matches!(
+                            t["state"].as_str(),
+                            Some("succeeded" | "failed" | "superseded")
+                        )
+                    })
+                {
+                    finished = true;
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let check = crate::env_model::check(&env, &RACE_ENVS, true);
+    let all: std::collections::BTreeSet<String> = env.server.tags().into_iter().collect();
+    let steps = [
+        ("build", None),
+        ("deploy_staging", Some(&RACE_ENVS[0])),
+        ("verify_staging", None),
+        ("deploy_prod", Some(&RACE_ENVS[1])),
+    ];
+    let st: serde_json::Value = serde_json::from_str(&env.k(&["status", "--json"]).ok()).unwrap();
+    let mut wrong = Vec::new();
+    let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
+    for t in st["trains"].as_array().unwrap() {
+        let id = t["train"].as_str().unwrap();
+        let want = crate::env_model::expected_state(id, &steps, &all, &decided, &check.holders);
+        *by_state.entry(want.to_string()).or_default() += 1;
+        if t["state"] != want {
+            wrong.push(format!("{id}: status {}, the model {want}", t["state"]));
+        }
+    }
+    println!(
+        "env race (seed {seed}): {TRAINS} trains in {:.1}s; final states {by_state:?}; deploys {:?}; claims {:?}; publish refusals {}; regressions {}; double deploys {}; claim faults {}; wrong final states {}",
+        t0.elapsed().as_secs_f64(),
+        check.deploys,
+        check.claims,
+        refused.len(),
+        check.regressions.len(),
+        check.double_deploys.len(),
+        check.claim_faults.len(),
+        wrong.len()
+    );
+    assert!(finished, "not every train finished: {st}");
+    assert!(check.regressions.is_empty(), "{:?}", check.regressions);
+    assert!(
+        check.double_deploys.is_empty(),
+        "{:?}",
+        check.double_deploys
+    );
+    assert!(check.claim_faults.is_empty(), "{:?}", check.claim_faults);
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(wrong.is_empty(), "{wrong:?}");
+    assert_eq!(by_state.values().sum::<usize>(), TRAINS);
+}

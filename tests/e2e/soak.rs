@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::env_model::EnvSpec;
 use crate::harness::{step_of, Env};
 use crate::support::servers::Kind;
 
@@ -16,23 +17,40 @@ const SOAK_SDD: &str = "\
 build: {needs: [], retries: 2, trigger_timeout: 4s}
 test: {needs: [], retries: 2, trigger_timeout: 4s}
 lint: {needs: [], trigger_timeout: 4s}
-deploy: {needs: [build, test, lint], retries: 1, trigger_timeout: 4s}
+deploy: {needs: [build, test, lint], retries: 1, trigger_timeout: 4s, environment: staging, deploy_tag: staging-k8s}
 verify: {needs: [deploy], retries: 1, trigger_timeout: 4s}
-done: {needs: [verify], virtual: true}
+deploy_prod: {needs: [verify], retries: 1, trigger_timeout: 4s, environment: production, deploy_tag: k8s-production}
+done: {needs: [deploy_prod], virtual: true}
 ";
-const RETRIES: [(&str, u32); 5] = [
+const RETRIES: [(&str, u32); 6] = [
     ("build", 2),
     ("test", 2),
     ("lint", 0),
     ("deploy", 1),
     ("verify", 1),
+    ("deploy_prod", 1),
 ];
-const NEEDS: [(&str, &[&str]); 5] = [
+const NEEDS: [(&str, &[&str]); 6] = [
     ("build", &[]),
     ("test", &[]),
     ("lint", &[]),
     ("deploy", &["build", "test", "lint"]),
     ("verify", &["deploy"]),
+    ("deploy_prod", &["verify"]),
+];
+/// The environments of [`SOAK_SDD`]: the CI's deploy jobs publish with
+/// `locomotive publish-manifests`, and `env_model` checks them.
+const SOAK_ENVS: [EnvSpec; 2] = [
+    EnvSpec {
+        env: "staging",
+        step: "deploy",
+        tag: "staging-k8s",
+    },
+    EnvSpec {
+        env: "production",
+        step: "deploy_prod",
+        tag: "k8s-production",
+    },
 ];
 /// The model's copy of the documented rule (docs/sdd.md, `trigger_timeout`), kept apart
 /// from the planner's constant on purpose: a step whose latest 4 triggers went unanswered
@@ -86,6 +104,9 @@ fn soak() {
     // What the CI decided for each trigger: Some(true) success, Some(false) failure, None dropped.
     let decided: Mutex<BTreeMap<String, Option<bool>>> = Mutex::new(BTreeMap::new());
     let tick_errors = Mutex::new(Vec::new());
+    // Publishes `locomotive publish-manifests` refused (none expected: the claims
+    // serialise deploys in train order).
+    let refused: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let ticks = Mutex::new(0u64);
     let queue: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let seen: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
@@ -113,7 +134,7 @@ fn soak() {
         }
         // The fake CI: 4 workers take new trigger tags and report at random.
         for w in 0..4u64 {
-            let (env, stop, queue, decided) = (&env, &stop, &queue, &decided);
+            let (env, stop, queue, decided, refused) = (&env, &stop, &queue, &decided, &refused);
             s.spawn(move || {
                 let mut rng = Rng(seed ^ (w + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
                 while !stop.load(Ordering::Relaxed) {
@@ -125,8 +146,32 @@ fn soak() {
                         decided.lock().unwrap().insert(tag, None); // the webhook got lost
                         continue;
                     }
-                    let ok = rng.next() % 100 >= fail_pct;
+                    let mut ok = rng.next() % 100 >= fail_pct;
                     let started = env.report(&tag, "started");
+                    let step = tag.split('=').nth(2).unwrap_or("").split('.').next();
+                    if ok && matches!(step, Some("deploy" | "deploy_prod")) {
+                        // The deploy job: render the train's manifests (the same for every
+                        // job of the train, as a real render is) and publish them under the
+                        // step's deploy tag. A re-triggered job publishes nothing new.
+                        let dir = env.root.path().join(format!("m-{}", tag.replace('=', "-")));
+                        let train = tag.split('=').nth(1).unwrap_or("");
+                        std::fs::create_dir_all(&dir).unwrap();
+                        std::fs::write(dir.join("app.yaml"), format!("train: {train}\n")).unwrap();
+                        let out = env.l(&[
+                            "publish-manifests",
+                            "--dir",
+                            dir.to_str().unwrap(),
+                            "--triggering-tag",
+                            &tag,
+                        ]);
+                        if out.code != 0 {
+                            refused
+                                .lock()
+                                .unwrap()
+                                .push(format!("{tag}: exit {}: {}", out.code, out.stderr));
+                            ok = false;
+                        }
+                    }
                     let end = env.report(&tag, if ok { "success" } else { "failure" });
                     assert_eq!(started.code, 0, "{started:?}");
                     assert_eq!(end.code, 0, "{end:?}");
@@ -206,19 +251,51 @@ fn soak() {
     let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
     let mut attempts = 0;
     let mut unsettled = 0;
+    let check = crate::env_model::check(&env, &SOAK_ENVS, false);
+    let env_of = |step: &str| SOAK_ENVS.iter().find(|e| e.step == step);
     for n in 1..=opened {
         let t = format!("{n}.0");
         let status = env.status(&t);
         let state = status["state"].as_str().unwrap().to_string();
         *by_state.entry(state.clone()).or_default() += 1;
-        if early && !matches!(state.as_str(), "succeeded" | "failed") {
+        if early && !matches!(state.as_str(), "succeeded" | "failed" | "superseded") {
             // Stopped by the bound while this train was still moving: not judged.
             unsettled += 1;
             continue;
         }
         // Expected: per step, the reported outcomes by attempt.
         let mut step_ok: BTreeMap<&str, Option<bool>> = BTreeMap::new();
+        // docs/sdd.md, "Environments": a deploy step whose needs succeeded and that was
+        // never triggered is superseded exactly when a newer train claimed its
+        // environment; what follows it is superseded too, and so is the train.
+        let mut superseded = false;
+        let me = crate::env_model::train_id(&t);
         for (step, needs) in NEEDS {
+            if superseded {
+                let shown = step_of(&status, step)["state"].as_str().unwrap_or("?");
+                if shown != "superseded" {
+                    wrong.push(format!(
+                        "{t} {step}: konductor says {shown}, the model superseded"
+                    ));
+                }
+                step_ok.insert(step, None);
+                continue;
+            }
+            let deps_ok_now = needs.iter().all(|d| step_ok[d] == Some(true));
+            if let Some(e) = env_of(step) {
+                let never = !decided.contains_key(&format!("release={t}={step}.1"));
+                if deps_ok_now && never && check.holders[e.env].iter().any(|h| *h > me) {
+                    superseded = true;
+                    let shown = step_of(&status, step)["state"].as_str().unwrap_or("?");
+                    if shown != "superseded" {
+                        wrong.push(format!(
+                            "{t} {step}: konductor says {shown}, the model superseded"
+                        ));
+                    }
+                    step_ok.insert(step, None);
+                    continue;
+                }
+            }
             let deps_ok = needs.iter().all(|d| step_ok[d] == Some(true));
             let retries = RETRIES.iter().find(|r| r.0 == step).unwrap().1;
             let outcomes: Vec<Option<bool>> = (1..=20)
@@ -275,7 +352,9 @@ fn soak() {
             }
             step_ok.insert(step, v);
         }
-        let want = if step_ok.values().all(|v| *v == Some(true)) {
+        let want = if superseded {
+            "superseded"
+        } else if step_ok.values().all(|v| *v == Some(true)) {
             "succeeded"
         } else {
             "failed"
@@ -307,6 +386,26 @@ fn soak() {
         wrong.len()
     );
     println!("soak: tick errors: {}", errors.len());
+    let refused = refused.into_inner().unwrap();
+    println!(
+        "soak: environments: deploys {:?}, claims {:?}, regressions {}, double deploys {}, claim faults {}, publishes refused {}",
+        check.deploys,
+        check.claims,
+        check.regressions.len(),
+        check.double_deploys.len(),
+        check.claim_faults.len(),
+        refused.len()
+    );
+    for x in check
+        .regressions
+        .iter()
+        .chain(&check.double_deploys)
+        .chain(&check.claim_faults)
+        .chain(&refused)
+        .take(10)
+    {
+        println!("  environment: {x}");
+    }
     for w in wrong.iter().take(10) {
         println!("  {w}");
     }
@@ -316,7 +415,11 @@ fn soak() {
     for e in errors.iter().take(5) {
         println!("  tick error: {e}");
     }
-    if lost > 0 || !wrong.is_empty() || duplicates > 0 {
+    let env_faults = check.regressions.len()
+        + check.double_deploys.len()
+        + check.claim_faults.len()
+        + refused.len();
+    if lost > 0 || !wrong.is_empty() || duplicates > 0 || env_faults > 0 {
         // Keep the evidence: a copy of the server's repository.
         let keep =
             std::env::temp_dir().join(format!("konductor-soak-evidence-{}", std::process::id()));
@@ -333,9 +436,10 @@ fn soak() {
     assert_eq!(duplicates, 0);
     assert_eq!(lost, 0);
     assert!(wrong.is_empty());
+    assert_eq!(env_faults, 0);
 }
 
-/// Every train has settled: succeeded or failed.
+/// Every train has settled: succeeded, failed or superseded.
 fn all_final(env: &Env, trains: usize) -> bool {
     if trains == 0 {
         return true;
@@ -347,7 +451,10 @@ fn all_final(env: &Env, trains: usize) -> bool {
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
     let list = v["trains"].as_array().cloned().unwrap_or_default();
     list.len() >= trains
-        && list
-            .iter()
-            .all(|t| matches!(t["state"].as_str(), Some("succeeded" | "failed")))
+        && list.iter().all(|t| {
+            matches!(
+                t["state"].as_str(),
+                Some("succeeded" | "failed" | "superseded")
+            )
+        })
 }

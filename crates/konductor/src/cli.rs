@@ -34,6 +34,7 @@ pub enum Command {
     Unpin(commands::env::UnpinArgs),
     Env(commands::env::EnvArgs),
     Serve(commands::serve::ServeArgs),
+    DeployRecord(commands::deploy_record::DeployRecordArgs),
     #[command(flatten)]
     Meta(konductor_cli::MetaCommand),
 }
@@ -61,6 +62,7 @@ pub fn run() -> i32 {
         Command::Unpin(a) => commands::env::cmd_unpin(a),
         Command::Env(a) => commands::env::cmd_env(a),
         Command::Serve(a) => commands::serve::cmd_serve(a),
+        Command::DeployRecord(a) => commands::deploy_record::cmd_deploy_record(a),
         Command::Meta(m) => m.run::<Command>(),
     })
 }

@@ -286,6 +286,19 @@ pub struct RemoteRef {
     pub oid: String,
 }
 
+/// One commit of a first-parent chain ([`Store::first_parent_chain`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainCommit {
+    /// The commit id.
+    pub id: String,
+    /// Its tree id.
+    pub tree: String,
+    /// Its message.
+    pub message: String,
+    /// Its committer time, seconds since the epoch.
+    pub time: i64,
+}
+
 /// Who writes a tag: `Name <email>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -1141,30 +1154,27 @@ impl Store {
         Some(t)
     }
 
-    /// The first-parent chain of a cached ref (a deploy tag's history, see
-    /// [`Store::fetch_ref`]), newest first, at most `max` commits: (id, committer time,
-    /// message). Stops at the first commit the cache does not have.
-    pub fn first_parent_chain(&self, refname: &str, max: usize) -> Vec<(String, i64, String)> {
+    /// The first-parent chain from `rev` (a cached ref such as a deploy tag, see
+    /// [`Store::fetch_ref`], or a commit id), newest first, at most `max` commits. A
+    /// commit missing from the cache ends the chain. A deploy tag's history.
+    pub fn first_parent_chain(&self, rev: &str, max: usize) -> Vec<ChainCommit> {
         let mut out = Vec::new();
-        let Some(mut c) = self
+        let mut next = self
             .repo
-            .revparse_single(&format!("{refname}^{{commit}}"))
+            .revparse_single(&format!("{rev}^{{commit}}"))
             .ok()
-            .and_then(|o| o.into_commit().ok())
-        else {
-            return out;
-        };
-        while out.len() < max {
-            let at = c.committer().when().seconds();
-            out.push((
-                c.id().to_string(),
-                at,
-                String::from_utf8_lossy(c.message_bytes()).into_owned(),
-            ));
-            match c.parent(0) {
-                Ok(p) => c = p,
-                Err(_) => break,
+            .and_then(|o| o.into_commit().ok());
+        while let Some(c) = next {
+            if out.len() >= max {
+                break;
             }
+            out.push(ChainCommit {
+                id: c.id().to_string(),
+                tree: c.tree_id().to_string(),
+                message: String::from_utf8_lossy(c.message_bytes()).into_owned(),
+                time: c.committer().when().seconds(),
+            });
+            next = c.parent(0).ok();
         }
         out
     }

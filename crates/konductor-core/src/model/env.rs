@@ -228,6 +228,43 @@ pub fn combine(claims: &[SeenClaim], trains: &BTreeMap<TrainId, SeenTrain>) -> E
     facts
 }
 
+/// Which claims `konductor gc` may delete, as indexes into `claims` ((claim, the train
+/// its message names when trusted)): per environment it keeps the newest claim (so a
+/// claim number is never reused), the newest trusted one (the holder), the claim of the
+/// newest train (the high-water mark, hotfixes aside), and every claim of a train in
+/// `live` (still has tags). The
+/// facts [`combine`] computes for the live trains are then the same before and after.
+pub fn claims_to_prune(
+    claims: &[(Claim, Option<TrainId>)],
+    live: &std::collections::BTreeSet<TrainId>,
+) -> Vec<usize> {
+    let mut newest: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut holder: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut highest: BTreeMap<&str, (TrainId, u32)> = BTreeMap::new();
+    for (c, t) in claims {
+        let n = newest.entry(c.env.as_str()).or_insert(c.turn);
+        *n = (*n).max(c.turn);
+        if let Some(t) = t {
+            let h = holder.entry(c.env.as_str()).or_insert(c.turn);
+            *h = (*h).max(c.turn);
+            let h = highest.entry(c.env.as_str()).or_insert((*t, c.turn));
+            *h = (*h).max((*t, c.turn));
+        }
+    }
+    claims
+        .iter()
+        .enumerate()
+        .filter(|(_, (c, t))| {
+            let keep = newest.get(c.env.as_str()) == Some(&c.turn)
+                || holder.get(c.env.as_str()) == Some(&c.turn)
+                || highest.get(c.env.as_str()).map(|h| h.1) == Some(c.turn)
+                || t.is_some_and(|t| live.contains(&t));
+            !keep
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +321,59 @@ mod tests {
             ("a..b", false),
         ] {
             assert_eq!(deploy_tag_problem(name).is_none(), ok, "{name:?}");
+        }
+    }
+    #[test]
+    fn gc_prunes_old_claims_but_keeps_the_newest_the_high_water_and_live_ones() {
+        let c = |env: &str, turn: u32, t: Option<(u32, u32)>| {
+            (
+                Claim {
+                    env: env.into(),
+                    turn,
+                },
+                t.map(|(n, p)| TrainId::new(n, p)),
+            )
+        };
+        let claims = vec![
+            c("staging", 1, Some((1, 0))),
+            c("staging", 2, Some((2, 0))),
+            c("staging", 3, Some((4, 0))), // the high-water mark
+            c("staging", 4, Some((3, 1))), // the holder: a hotfix
+            c("staging", 5, None),         // the newest number, untrusted
+            c("production", 1, Some((1, 0))),
+            c("production", 2, Some((2, 0))), // a live train
+            c("production", 3, Some((3, 0))),
+        ];
+        let live = [TrainId::new(2, 0)].into_iter().collect();
+        let pruned: Vec<String> = claims_to_prune(&claims, &live)
+            .into_iter()
+            .map(|i| claims[i].0.to_string())
+            .collect();
+        assert_eq!(pruned, ["env=staging.1", "env=production.1"]);
+        // The facts of what is left are those of everything.
+        let facts = |cs: &[(Claim, Option<TrainId>)], env: &str| {
+            let seen: Vec<SeenClaim> = cs
+                .iter()
+                .filter(|(c, _)| c.env == env)
+                .map(|(c, t)| SeenClaim {
+                    turn: c.turn,
+                    train: *t,
+                })
+                .collect();
+            combine(&seen, &BTreeMap::new())
+        };
+        let left: Vec<_> = claims
+            .iter()
+            .filter(|(c, _)| !pruned.contains(&c.to_string()))
+            .cloned()
+            .collect();
+        for env in ["staging", "production"] {
+            let (a, b) = (facts(&claims, env), facts(&left, env));
+            assert_eq!(
+                (a.next_turn, a.holder, a.high_water),
+                (b.next_turn, b.holder, b.high_water),
+                "{env}"
+            );
         }
     }
 }

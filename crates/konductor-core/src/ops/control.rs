@@ -142,6 +142,16 @@ pub fn retry(
         .actions
         .iter()
         .any(|a| matches!(a, Action::Trigger { step: s, .. } if s == step));
+    if v.state == StepState::Superseded {
+        let why = match v.reason.as_deref() {
+            Some(r) if r.starts_with("superseded") => r.to_string(),
+            Some(r) => format!("superseded ({r})"),
+            None => "superseded".to_string(),
+        };
+        return Err(Error::input(format!(
+            "step `{step}` of train {t} cannot be retried: it is {why}, and deploys only move forward; a superseded step never runs (open a hotfix or a newer train instead)"
+        )));
+    }
     if v.state != StepState::Failure && !auto {
         return Err(Error::input(format!(
             "step `{step}` of train {t} is `{}`, not failed; only a failed step can be retried",

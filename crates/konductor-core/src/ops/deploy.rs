@@ -4,7 +4,10 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::git::store::{Identity, Store};
-use crate::model::tag::Tag;
+use crate::model::env::Claim;
+use crate::model::sdd::Sdd;
+use crate::model::tag::{Tag, TrainId};
+use crate::model::train::{message_field, short};
 
 #[allow(unused_imports)]
 use super::*;
@@ -14,8 +17,9 @@ use super::*;
 pub struct PublishOptions {
     /// Directory with the generated manifests.
     pub dir: std::path::PathBuf,
-    /// The moving tag ArgoCD syncs from (`staging-k8s`, `k8s-production`).
-    pub tag: String,
+    /// The moving tag ArgoCD syncs from (`staging-k8s`, `k8s-production`); `None` takes
+    /// the deploy step's `deploy_tag` from the graph at the train's commit.
+    pub tag: Option<String>,
     /// The trigger of the deploy step.
     pub triggering_tag: String,
 }
@@ -34,6 +38,9 @@ pub struct PublishResult {
     /// Folders left out because git cannot hold them empty, as paths with a trailing `/`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub empty_dirs: Vec<String>,
+    /// The tag already held this train with the same manifests: nothing was pushed, and
+    /// `commit` is the deploy commit already there.
+    pub unchanged: bool,
 }
 
 pub use crate::model::env::deploy_tag_problem;
@@ -49,11 +56,9 @@ pub fn publish_manifests(
     who: &Identity,
     now: i64,
 ) -> Result<PublishResult> {
-    let tag = opts.tag.trim();
-    if let Some(why) = deploy_tag_problem(tag) {
-        return Err(Error::input(format!(
-            "`{tag}` cannot be a deploy tag: {why}; use a valid tag name outside `release=`, like `staging-k8s`"
-        )));
+    let given = opts.tag.as_deref().map(str::trim);
+    if let Some(tag) = given {
+        check_deploy_tag(tag)?;
     }
     let meta = std::fs::metadata(&opts.dir).map_err(|e| Error::Io {
         what: format!("cannot read manifest directory `{}`", opts.dir.display()),
@@ -66,7 +71,7 @@ pub fn publish_manifests(
         )));
     }
     let scan = crate::git::manifests::scan(&opts.dir)?;
-    scan.check(&opts.dir, tag)?;
+    scan.check(&opts.dir, given.unwrap_or("the deploy tag"))?;
     let trig = match opts.triggering_tag.parse::<Tag>()? {
         Tag::Trigger(tr) => tr,
         other => {
@@ -95,6 +100,39 @@ pub fn publish_manifests(
             .or_else(|| find(&format!("refs/tags/{trig_name}")))
             .ok_or_else(not_found)?
     };
+    // The graph at the train's commit, read once and only when needed: for the step's
+    // `deploy_tag` when `--tag` is omitted, or for its environment when a hotfix would
+    // move the tag back.
+    let mut graph: Option<Sdd> = None;
+    let mut read_graph = || -> Result<Sdd> {
+        if graph.is_none() {
+            refresh_train(store, trig.train)?;
+            let obs = observe(store, trig.train)?;
+            graph = Some(train_sdd(store, &obs, None)?);
+        }
+        Ok(graph.clone().expect("read above"))
+    };
+    let tag: String = match given {
+        Some(t) => t.to_string(),
+        None => {
+            let sdd = read_graph()?;
+            let step = sdd.step(&trig.step).ok_or_else(|| {
+                Error::input(format!(
+                    "`{}` is not a step of train {}'s graph, so it has no deploy tag; pass `--tag TAG`",
+                    trig.step, trig.train
+                ))
+            })?;
+            let t = step.deploy_tag.clone().ok_or_else(|| {
+                Error::input(format!(
+                    "step `{}` of train {} has no `deploy_tag` in its `sdd.yaml` and no `--tag` was given; pass `--tag TAG`, or give the step `environment:` and `deploy_tag:` (see docs/sdd.md)",
+                    trig.step, trig.train
+                ))
+            })?;
+            check_deploy_tag(&t)?;
+            t
+        }
+    };
+    let tag = tag.as_str();
     let refname = format!("refs/tags/{tag}");
     let previous = if store.fetch_ref(&refname)? {
         store.ref_target(&refname)
@@ -105,11 +143,54 @@ pub fn publish_manifests(
         Some(p) => Some(store.ensure_commit(p)?),
         None => None,
     };
+    // Forward only: the train the tag holds now, from its deploy commit's `train:` field.
+    let head = previous_commit
+        .as_deref()
+        .and_then(|p| store.first_parent_chain(p, 1).into_iter().next());
+    let held = head
+        .as_ref()
+        .and_then(|c| message_field(&c.message, "train"))
+        .and_then(|v| v.parse::<TrainId>().ok());
+    if let Some(h) = held.filter(|h| trig.train < *h) {
+        let hotfix_let_through = trig.train.patch > 0 && {
+            let sdd = read_graph()?;
+            match sdd.step(&trig.step).and_then(|s| s.environment.clone()) {
+                Some(e) => newest_claim_holder(store, &e)? == Some(trig.train),
+                None => false,
+            }
+        };
+        if !hotfix_let_through {
+            let at = previous_commit.as_deref().map(short).unwrap_or_default();
+            return Err(Error::input(format!(
+                "train {} is older than train {h}, which `{tag}` holds (deploy commit {at}); deploys only move forward: nothing was published and `{tag}` was not moved; to go back, roll back with `konductor rollback`",
+                trig.train
+            )));
+        }
+    }
     let msg = format!(
         "deploy train {} to {tag}\n\ntrain: {}\nsource: {}\ntrigger: {trig_name}\nby: {who}\n",
         trig.train, trig.train, source
     );
     let commit = store.commit_dir(&scan, previous_commit.as_deref(), &msg, who, now)?;
+    // The same train with the same manifests (a CI re-run of the deploy job): the tag
+    // already holds this deploy; a second commit would only blur the history.
+    if let (Some(h), Some(head)) = (held, &head) {
+        let new_tree = store
+            .first_parent_chain(&commit, 1)
+            .into_iter()
+            .next()
+            .map(|c| c.tree);
+        if h == trig.train && new_tree.as_deref() == Some(head.tree.as_str()) {
+            return Ok(PublishResult {
+                tag: tag.to_string(),
+                previous: previous.clone(),
+                commit: head.id.clone(),
+                train: trig.train.to_string(),
+                empty_dirs: scan.empty_dirs,
+                unchanged: true,
+            });
+        }
+    }
     store.push_ref_cas(&refname, &commit, previous.as_deref())?;
     Ok(PublishResult {
         tag: tag.to_string(),
@@ -117,7 +198,40 @@ pub fn publish_manifests(
         commit,
         train: trig.train.to_string(),
         empty_dirs: scan.empty_dirs,
+        unchanged: false,
     })
+}
+
+fn check_deploy_tag(tag: &str) -> Result<()> {
+    match deploy_tag_problem(tag) {
+        Some(why) => Err(Error::input(format!(
+            "`{tag}` cannot be a deploy tag: {why}; use a valid tag name outside `release=`, like `staging-k8s`"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The train holding the newest trusted claim of environment `env` on the remote (see
+/// [`crate::model::env`]), if any.
+pub fn newest_claim_holder(store: &Store, env: &str) -> Result<Option<TrainId>> {
+    store.refresh(&[Claim::glob(env)])?;
+    let mut best: Option<(u32, TrainId)> = None;
+    for r in store.tag_records(&Claim::glob(env))? {
+        let Some(c) = Claim::parse(&r.name).filter(|c| c.env == env) else {
+            continue;
+        };
+        let trusted = !store.requires_signatures() || r.signer.is_some();
+        let Some(train) = message_field(&r.message, "train")
+            .and_then(|v| v.parse::<TrainId>().ok())
+            .filter(|_| trusted)
+        else {
+            continue;
+        };
+        if best.is_none_or(|(turn, _)| c.turn > turn) {
+            best = Some((c.turn, train));
+        }
+    }
+    Ok(best.map(|(_, t)| t))
 }
 
 #[cfg(test)]

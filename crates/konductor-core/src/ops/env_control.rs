@@ -294,10 +294,11 @@ pub fn deploy_history(store: &Store, tag: &str, max: usize) -> Result<Vec<Deploy
     Ok(store
         .first_parent_chain(&refname, max)
         .into_iter()
-        .map(|(commit, at, msg)| {
-            let f = |k: &str| message_field(&msg, k).map(str::to_string);
+        .map(|c| {
+            let f = |k: &str| message_field(&c.message, k).map(str::to_string);
+            let at = c.time;
             DeployCommit {
-                commit,
+                commit: c.id,
                 train: f("train"),
                 source: f("source"),
                 at: rfc3339(at),

@@ -124,7 +124,7 @@ pub fn deploy_commits(store: &Store, tag: &str) -> Result<Vec<DeployCommit>> {
     let mut out: Vec<DeployCommit> = store
         .first_parent_chain(&refname, MAX_DEPLOY_COMMITS)
         .into_iter()
-        .map(|(id, at, msg)| DeployCommit::from_message(&id, at, &msg))
+        .map(|c| DeployCommit::from_message(&c.id, c.time, &c.message))
         .collect();
     out.reverse();
     Ok(out)

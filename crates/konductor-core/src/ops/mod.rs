@@ -24,6 +24,7 @@ pub mod advance;
 pub mod archive;
 pub mod control;
 pub mod deploy;
+pub mod deploy_record;
 pub mod discover;
 pub mod env_control;
 pub mod environments;

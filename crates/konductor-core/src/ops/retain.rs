@@ -10,7 +10,7 @@
 //! with it. `keep` is at least 1, so the newest train number always stays a tag and
 //! `start` never reuses a number.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -20,10 +20,11 @@ use super::read::plan_observed_in;
 use crate::error::{Error, Result};
 use crate::git::store::{Identity, Store};
 use crate::git::wire::Delete;
-use crate::model::env::Environments;
+use crate::model::env::{claims_to_prune, Claim, Environments, CLAIM_PREFIX};
 use crate::model::plan::TrainState;
 use crate::model::sdd::Sdd;
 use crate::model::tag::{Tag, TrainId};
+use crate::model::train::message_field;
 use crate::model::train::{Observed, TagRecord};
 
 /// Options for `gc`.
@@ -54,6 +55,10 @@ pub struct GcReport {
     /// archives and collects them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<String>,
+    /// Environment claims (`env=<env>.<turn>`) archived to `claims/<env>.json` and
+    /// deleted (see [`claims_to_prune`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pruned_claims: Vec<String>,
 }
 
 /// Archive and delete all but the newest `keep` finished trains.
@@ -152,7 +157,34 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
             }
         }
     }
+    // Environment claims: keep the newest, the holder, the high-water mark and those of
+    // trains that keep their tags; the rest are archived and deleted with the trains.
+    let claim_recs: Vec<(TagRecord, String)> = store
+        .remote_tag_records(CLAIM_PREFIX)?
+        .into_iter()
+        .filter(|(r, _)| Claim::parse(&r.name).is_some())
+        .collect();
+    let parsed: Vec<(Claim, Option<TrainId>)> = claim_recs
+        .iter()
+        .map(|(r, _)| {
+            let trusted = !signed || r.signer.is_some();
+            let train = message_field(&r.message, "train")
+                .and_then(|v| v.parse::<TrainId>().ok())
+                .filter(|_| trusted);
+            (Claim::parse(&r.name).expect("filtered above"), train)
+        })
+        .collect();
+    let live: BTreeSet<TrainId> = records_of
+        .keys()
+        .copied()
+        .filter(|t| has_train_tag(t) && !old.iter().any(|(o, _)| o == t))
+        .collect();
+    let prune = claims_to_prune(&parsed, &live);
     if opts.dry_run {
+        report.pruned_claims = prune
+            .iter()
+            .map(|&i| claim_recs[i].0.name.clone())
+            .collect();
         report.archived = old.iter().map(|(t, _)| t.to_string()).collect();
         report.finished_interrupted = orphan_done.iter().map(|t| t.to_string()).collect();
         report.deleted_tags = old
@@ -212,7 +244,32 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         // Into the object store now: only the id stays in memory.
         files.push((path_of(t), store.write_blob(&json)?));
     }
-    if !files.is_empty() {
+    // The pruned claims, per environment, next to what earlier runs archived.
+    let mut by_env: BTreeMap<&str, Vec<TagRecord>> = BTreeMap::new();
+    for &i in &prune {
+        by_env
+            .entry(parsed[i].0.env.as_str())
+            .or_default()
+            .push(claim_recs[i].0.clone());
+    }
+    let mut claim_files = Vec::new();
+    for (env, mut recs) in by_env {
+        let path = format!("claims/{env}.json");
+        if let Some(tip) = &tip {
+            if let Some(data) = store.read_file_at(tip, &path)? {
+                let prior: Vec<TagRecord> = serde_json::from_slice(&data).unwrap_or_default();
+                let fresh: Vec<TagRecord> = prior
+                    .into_iter()
+                    .filter(|p| !recs.iter().any(|r| same(p, r)))
+                    .collect();
+                recs.extend(fresh);
+            }
+        }
+        recs.sort_by_key(|r| Claim::parse(&r.name).map(|c| c.turn));
+        let json = serde_json::to_vec_pretty(&recs).map_err(|e| Error::input(e.to_string()))?;
+        claim_files.push((path, store.write_blob(&json)?));
+    }
+    if !files.is_empty() || !claim_files.is_empty() {
         let list: Vec<String> = files
             .iter()
             .map(|(p, _)| {
@@ -226,7 +283,16 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
         } else {
             list.join(", ")
         };
-        let msg = format!("archive {} train(s): {shown}\n\nby: {who}\n", list.len());
+        let msg = format!(
+            "archive {} train(s): {shown}{}\n\nby: {who}\n",
+            list.len(),
+            if prune.is_empty() {
+                String::new()
+            } else {
+                format!("; {} environment claim(s)", prune.len())
+            }
+        );
+        files.extend(claim_files);
         let commit = store.commit_update(tip.as_deref(), &files, &msg, who, now)?;
         store.push_ref_cas(ARCHIVE_REF, &commit, tip.as_deref())?;
     }
@@ -315,8 +381,27 @@ pub fn gc(store: &Store, opts: &GcOptions, who: &Identity, now: i64) -> Result<G
     }
     let other_deletes = deletes(&doomed, false);
     changed.extend(store.push_delete(&other_deletes)?);
+    // 3. The pruned claims, each only if unchanged (they are archived above).
+    let claim_deletes: Vec<Delete> = prune
+        .iter()
+        .map(|&i| Delete {
+            refname: format!("refs/tags/{}", claim_recs[i].0.name),
+            old: claim_recs[i].1.clone(),
+        })
+        .collect();
+    let claims_changed = if claim_deletes.is_empty() {
+        Vec::new()
+    } else {
+        store.push_delete(&claim_deletes)?
+    };
+    report.pruned_claims = claim_deletes
+        .iter()
+        .filter(|d| !claims_changed.contains(&d.refname))
+        .map(|d| d.refname.trim_start_matches("refs/tags/").to_string())
+        .collect();
     report.deleted_tags =
         (train_deletes.len() + other_deletes.len()).saturating_sub(changed.len() + restored);
+    changed.extend(claims_changed);
     report.changed = changed
         .iter()
         .map(|r| r.trim_start_matches("refs/tags/").to_string())

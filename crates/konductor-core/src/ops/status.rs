@@ -301,7 +301,8 @@ pub struct LogEvent {
     /// The train.
     pub train: String,
     /// `opened`, `triggered`, `started`, `success`, `failure`, `timeout`, `unblocked`,
-    /// `skipped`, `cancelled`, or `malformed`.
+    /// `skipped`, `superseded`, `claimed` (an environment claim, `env=…`), `cancelled`,
+    /// or `malformed`.
     pub event: String,
     /// The step, if any.
     pub step: Option<String>,
@@ -383,7 +384,16 @@ pub fn log_events_causal(records: &[TagRecord], graphs: &BTreeMap<String, Sdd>) 
                     None,
                 ),
                 Ok(Some(Tag::Cancelled(t))) => (t.to_string(), "cancelled".into(), None, None),
-                Ok(None) => return None,
+                // A claim of an environment (`env=<env>.<turn>`): the train and the deploy
+                // step its message names.
+                Ok(None) => {
+                    crate::model::env::Claim::parse(&r.name)?;
+                    let train = message_field(&r.message, "train")?
+                        .parse::<crate::model::tag::TrainId>()
+                        .ok()?;
+                    let step = message_field(&r.message, "step").map(str::to_string);
+                    (train.to_string(), "claimed".into(), step, None)
+                }
                 Err(_) => ("?".into(), "malformed".into(), None, None),
             };
             let by = r
@@ -430,7 +440,7 @@ pub fn log_events_causal(records: &[TagRecord], graphs: &BTreeMap<String, Sdd>) 
 fn rank(event: &str) -> u8 {
     match event {
         "opened" => 0,
-        "success" | "failure" | "timeout" | "unblocked" | "skipped" | "superseded" => 1,
+        "success" | "failure" | "timeout" | "unblocked" | "skipped" | "superseded" | "claimed" => 1,
         "triggered" => 2,
         "started" => 3,
         "cancelled" => 4,
@@ -476,11 +486,14 @@ fn causal_sort(
     // The first event that made each step done: (train, step) → index.
     let mut done: HashMap<(&str, &str), usize> = HashMap::new();
     let mut first_job: HashMap<(&str, &str), u32> = HashMap::new();
+    // Environment claims of each (train, deploy step): a trigger comes after them.
+    let mut claims: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
     for (i, e) in events.iter().enumerate() {
         match (e.event.as_str(), e.step.as_deref(), e.attempt) {
             ("opened", _, _) => {
                 opened.insert(&e.train, i);
             }
+            ("claimed", Some(s), None) => claims.entry((&e.train, s)).or_default().push(i),
             ("triggered", Some(s), Some(j)) => {
                 triggers.insert((&e.train, s, j), i);
                 let f = first_job.entry((&e.train, s)).or_insert(j);
@@ -518,6 +531,11 @@ fn causal_sort(
         if e.event == "triggered" {
             if let Some(&k) = j.checked_sub(1).and_then(|b| triggers.get(&(t, s, b))) {
                 p.push(k);
+            }
+            for &k in claims.get(&(t, s)).into_iter().flatten() {
+                if events[k].secs <= e.secs {
+                    p.push(k);
+                }
             }
             if let Some(after) = reasons[i].as_deref().and_then(retry_after) {
                 for &k in states.get(&(t, s, after)).into_iter().flatten() {
@@ -698,6 +716,46 @@ mod tests {
             let at = |t: &str| got.iter().position(|g| g == t).unwrap();
             assert!(at(before) < at(after), "{before} before {after}: {got:?}");
         }
+    }
+    #[test]
+    fn a_claim_is_listed_after_what_allowed_it_and_before_its_trigger() {
+        let g = Sdd::parse(
+            "t.yaml",
+            "b: []\nd: {needs: [b], environment: staging, deploy_tag: staging-k8s}\n",
+        )
+        .unwrap();
+        let graphs = BTreeMap::from([("1.0".to_string(), g)]);
+        let records = [
+            // All in one second; names that would sort the other way round.
+            rec(
+                "release=1.0=d.1",
+                100,
+                "trigger\n\nreason: dependencies done",
+            ),
+            rec(
+                "env=staging.1",
+                100,
+                "claim `staging` turn 1 for train 1.0\n\ntrain: 1.0\nstep: d\n",
+            ),
+            rec("release=1.0=b.1=success", 100, "ok"),
+            rec("release=1.0=b.1", 100, "trigger"),
+            rec("release=1.0", 100, "train 1.0"),
+            // A claim naming no train is not an event of any train.
+            rec("env=staging.2", 100, "junk"),
+            // Nor is a tag that is no claim.
+            rec("staging-k8s", 100, "train: 1.0"),
+        ];
+        let events = log_events_causal(&records, &graphs);
+        assert_eq!(
+            order(&events),
+            ["", "b.1", "b.1=success", "env=staging.1", "d.1"]
+        );
+        let c = &events[3];
+        assert_eq!(
+            (c.event.as_str(), c.step.as_deref()),
+            ("claimed", Some("d"))
+        );
+        assert_eq!(c.train, "1.0");
     }
 }
 

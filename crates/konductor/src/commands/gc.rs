@@ -77,6 +77,18 @@ pub fn cmd_gc(args: GcArgs) -> anyhow::Result<i32> {
     for (t, why) in &r.live {
         out!("not collected: train {t} ({why})");
     }
+    if !r.pruned_claims.is_empty() {
+        out!(
+            "{} {} environment claim(s) to {ARCHIVE_REF}: {}",
+            if args.dry_run {
+                "would archive and delete"
+            } else {
+                "archived and deleted"
+            },
+            r.pruned_claims.len(),
+            list(&r.pruned_claims)
+        );
+    }
     out!(
         "{} {} tag(s)",
         if args.dry_run {

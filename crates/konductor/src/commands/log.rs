@@ -2,18 +2,20 @@ use clap::Args;
 use konductor_core::ops::{discover, refresh_train, train_glob, DEFAULT_HORIZON};
 use std::collections::BTreeMap;
 
+use konductor_core::model::env::Claim;
 use konductor_core::report::log_events_causal;
 use konductor_core::sdd::Sdd;
 use konductor_core::store::Store;
 use konductor_core::tag::Tag;
-use konductor_core::train::{Observed, TagRecord};
+use konductor_core::train::{message_field, Observed, TagRecord};
 
 use crate::out;
 
 /// Print the audit trail of a train (or of the newest trains), in causal order
 ///
-/// Every event — train opened, triggers, states, unblocks, retries, cancels, timeouts —
-/// with who, when, commit and info, read from the tags alone. What caused what comes
+/// Every event — train opened, triggers, states, unblocks, retries, cancels, timeouts,
+/// environment claims (`env=…`) and superseded steps — with who, when, commit and info,
+/// read from the tags alone. What caused what comes
 /// first (a trigger after the unblock or success that allowed it, a state after its
 /// trigger), then time.
 #[derive(Debug, Args)]
@@ -68,7 +70,9 @@ pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let events = log_events_causal(&records, &graphs(&store, &records));
+    let graphs = graphs(&store, &records);
+    records.extend(claims_of(&store, &graphs)?);
+    let events = log_events_causal(&records, &graphs);
     if args.output.json {
         for e in &events {
             out!("{}", serde_json::to_string(e)?);
@@ -100,6 +104,28 @@ pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The environment claims (`env=<env>.<turn>`) the listed trains made, for the
+/// environments their graphs declare.
+fn claims_of(store: &Store, graphs: &BTreeMap<String, Sdd>) -> anyhow::Result<Vec<TagRecord>> {
+    let envs: std::collections::BTreeSet<&str> = graphs
+        .values()
+        .flat_map(|g| g.environments().into_iter().map(|(e, _)| e))
+        .collect();
+    if envs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let globs: Vec<String> = envs.iter().map(|e| Claim::glob(e)).collect();
+    store.refresh(&globs)?;
+    let mut out = Vec::new();
+    for g in &globs {
+        out.extend(store.tag_records(g)?.into_iter().filter(|r| {
+            Claim::parse(&r.name).is_some()
+                && message_field(&r.message, "train").is_some_and(|t| graphs.contains_key(t))
+        }));
+    }
+    Ok(out)
 }
 
 /// Each train's step graph (`sdd.yaml` at its commit), which orders a trigger after the

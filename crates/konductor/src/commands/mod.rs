@@ -3,6 +3,7 @@
 pub mod board;
 pub mod ci_filter;
 pub mod control;
+pub mod deploy_record;
 pub mod doctor;
 pub mod env;
 pub mod gc;
