@@ -10,6 +10,7 @@ mod cas;
 mod checkout;
 mod cli;
 mod deploy;
+mod diff;
 mod docs;
 mod doctor;
 mod environments;

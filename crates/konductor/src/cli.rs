@@ -27,6 +27,7 @@ pub enum Command {
     CiFilter(commands::ci_filter::CiFilterArgs),
     Doctor(commands::doctor::DoctorArgs),
     Gc(commands::gc::GcArgs),
+    Diff(commands::diff::DiffArgs),
     #[command(flatten)]
     Meta(konductor_cli::MetaCommand),
 }
@@ -47,6 +48,7 @@ pub fn run() -> i32 {
         Command::CiFilter(a) => commands::ci_filter::cmd_ci_filter(a),
         Command::Doctor(a) => commands::doctor::cmd_doctor(a),
         Command::Gc(a) => commands::gc::cmd_gc(a),
+        Command::Diff(a) => commands::diff::cmd_diff(a),
         Command::Meta(m) => m.run::<Command>(),
     })
 }

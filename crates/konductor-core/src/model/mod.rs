@@ -4,6 +4,7 @@
 //! - [`sdd`][]: `sdd.yaml`: parse, validate, targets, order;
 //! - [`env`][]: environments: names, deploy tags, claim tags, the facts about other trains;
 //! - [`changes`][]: `if_changed` globs;
+//! - [`diff`][]: what is in a train: commits, pull requests, changed files (pure);
 //! - [`train`][]: one train's tag records turned into observed facts (the trust rules);
 //! - [`plan`][]: the planner, a pure function from graph, facts and clock to actions;
 //! - [`simulate`][]: the planner against instant in-memory jobs;
@@ -13,6 +14,7 @@
 //! the planner needs from git is asked for with an action (`Evaluate`), never fetched.
 
 pub mod changes;
+pub mod diff;
 pub mod env;
 pub mod plan;
 pub mod sdd;

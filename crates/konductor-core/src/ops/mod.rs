@@ -10,6 +10,7 @@
 //! - [`report`][]: `set-step-state` (CI jobs' reports and re-runs);
 //! - [`control`][]: `unblock`, `retry`, `cancel`;
 //! - [`deploy`][]: `publish-manifests`;
+//! - [`diff`][]: what is in a train (`konductor diff`), what runs in an environment;
 //! - [`environments`][]: the facts about other trains a deploy step is decided from;
 //! - [`archive`] and [`retain`][]: the archive of collected trains and `gc`;
 //! - [`status`][]: status and log reports (`status --json`, `log --json`).
@@ -21,6 +22,7 @@ pub mod advance;
 pub mod archive;
 pub mod control;
 pub mod deploy;
+pub mod diff;
 pub mod discover;
 pub mod environments;
 pub mod read;

@@ -3,6 +3,7 @@
 pub mod board;
 pub mod ci_filter;
 pub mod control;
+pub mod diff;
 pub mod doctor;
 pub mod gc;
 pub mod graph;
