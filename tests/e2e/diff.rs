@@ -216,6 +216,48 @@ fn diff_lists_commits_pull_requests_and_files_between_environments() {
         assert!(back.contains("commits (0):"), "{back}");
         let same = json(env.k(&["diff", "2.0", "staging", "--json"]).ok());
         assert_eq!(same["relation"], "same");
+
+        // `status --train`: what the train brings over the one before and over production.
+        let status = env.k(&["status", "--train", &t2]).ok();
+        assert!(
+            status.contains("brings over train 1.0: 5 commits, 3 pull requests (acme/app!7 Rename the notes; #42 Ship the big model; #41 Add GPU flavor), 3 files"),
+            "{status}"
+        );
+        assert!(
+            status.contains("brings over `production` (train 1.0): 5 commits"),
+            "{status}"
+        );
+        let s = env.status(&t2);
+        assert_eq!(s["changes"]["previous"]["commits_total"], 5, "{s}");
+        assert_eq!(s["changes"]["production"]["to"]["train"], "2.0", "{s}");
+        // The board: each train's change list and what waits for production, collapsed.
+        if kind == Kind::Bare {
+            let dir = env.root.path().join("board");
+            env.k(&["board", "--out", dir.to_str().unwrap()]).ok();
+            let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+            let changes = &html[html
+                .find("<section id=\"changes\">")
+                .expect("a changes section")..];
+            assert!(
+                changes
+                    .contains("<b>train 2.0 over 1.0</b> · 5 commits · 3 pull requests · 3 files"),
+                "{changes}"
+            );
+            assert!(
+                changes
+                    .contains("<b>waiting to reach production: staging from 2.0</b> · 5 commits"),
+                "{changes}"
+            );
+            assert!(
+                changes.contains("<code>#42</code> Ship the big model"),
+                "{changes}"
+            );
+        }
+        let s1 = env.status(&t1);
+        assert_eq!(
+            s1["changes"]["previous"]["note"], "no earlier train",
+            "{s1}"
+        );
     }
 }
 

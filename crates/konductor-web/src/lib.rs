@@ -8,4 +8,4 @@
 
 mod board;
 
-pub use board::render_board;
+pub use board::{render_board, render_board_with, BoardChanges};

@@ -78,15 +78,18 @@ impl Store {
         let scratch = Scratch(dir.clone());
         let url = self.remote().url.clone();
         self.run_at(&dir, &["init", "--quiet", "--bare"], "")?;
-        for (k, v) in [
-            ("remote.origin.url", url.as_str()),
-            ("remote.origin.promisor", "true"),
-            ("remote.origin.partialclonefilter", "blob:none"),
-            ("extensions.partialclone", "origin"),
-            ("core.repositoryformatversion", "1"),
-        ] {
-            self.run_at(&dir, &["config", k, v], "")?;
-        }
+        // One file write rather than a `git config` process per key.
+        let quoted = url.replace('\\', "\\\\").replace('"', "\\\"");
+        let cfg_path = dir.join("config");
+        let cfg = std::fs::read_to_string(&cfg_path).unwrap_or_default();
+        let cfg = cfg.replace("repositoryformatversion = 0", "repositoryformatversion = 1")
+            + &format!(
+                "[remote \"origin\"]\n\turl = \"{quoted}\"\n\tpromisor = true\n\tpartialclonefilter = blob:none\n[extensions]\n\tpartialclone = origin\n"
+            );
+        std::fs::write(&cfg_path, cfg).map_err(|e| Error::Io {
+            what: format!("cannot write `{}`", cfg_path.display()),
+            source: e,
+        })?;
         let mut filtered = true;
         let fetch = |extra: &[&str], commit: &str, what: &str| -> Result<(bool, String)> {
             let mut args = vec![

@@ -201,14 +201,18 @@ pub fn resolve(store: &Store, spec: &str) -> Result<End> {
             store.remote().url
         ))
     })?;
-    Ok(End {
-        spec: spec.to_string(),
+    Ok(env_end(head))
+}
+
+fn env_end(head: EnvHead) -> End {
+    End {
+        spec: head.environment.clone(),
         train: head.deployed.train,
         commit: head.deployed.source.clone(),
-        environment: Some(spec.to_string()),
+        environment: Some(head.environment),
         deploy_tag: Some(head.deploy_tag),
         rollback: head.deployed.rollback,
-    })
+    }
 }
 
 /// The commit of train `t` (its tags, or gc's archive).
@@ -291,4 +295,85 @@ pub fn diff(store: &Store, a: &str, b: &str, limit: usize) -> Result<DiffReport>
     let from = resolve(store, a)?;
     let to = resolve(store, b)?;
     ahead(store, &from, &to, limit)
+}
+
+/// What a train brings (`status --train`): over the train before it, and over what runs in
+/// production (the graph's last environment). A side that cannot be told says why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Brings {
+    /// Over the newest older train.
+    pub previous: Side,
+    /// Over the last environment of the train's graph.
+    pub production: Side,
+}
+
+/// One side of [`Brings`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Side {
+    /// The comparison.
+    Diff(Box<DiffReport>),
+    /// Why there is none.
+    None {
+        /// Why.
+        note: String,
+    },
+}
+
+/// What train `t` (at `commit`, with graph `graph`) brings over the train before it and
+/// over production; lists cut at `limit`.
+pub fn brings(store: &Store, t: TrainId, graph: &Sdd, limit: usize) -> Brings {
+    let me = match resolve(store, &t.to_string()) {
+        Ok(e) => e,
+        Err(e) => {
+            let note = e.to_string();
+            return Brings {
+                previous: Side::None { note: note.clone() },
+                production: Side::None { note },
+            };
+        }
+    };
+    let side = |r: Result<Option<End>>, none: &str| match r {
+        Ok(Some(from)) => match ahead(store, &from, &me, limit) {
+            Ok(d) => Side::Diff(Box::new(d)),
+            Err(e) => Side::None {
+                note: e.to_string(),
+            },
+        },
+        Ok(None) => Side::None {
+            note: none.to_string(),
+        },
+        Err(e) => Side::None {
+            note: e.to_string(),
+        },
+    };
+    let previous = side(previous_train(store, t), "no earlier train");
+    let prod = graph.environments().last().map(|(e, _)| e.to_string());
+    let production = match prod {
+        Some(env) => side(
+            deployed(store, &env).map(|h| h.map(env_end)),
+            &format!("nothing is deployed to `{env}` yet"),
+        ),
+        None => Side::None {
+            note: "the graph declares no environment".into(),
+        },
+    };
+    Brings {
+        previous,
+        production,
+    }
+}
+
+/// The newest train older than `t` (from the cache, else the remote's newest trains).
+fn previous_train(store: &Store, t: TrainId) -> Result<Option<End>> {
+    let mut trains = cached_trains(store)?;
+    if !trains.iter().any(|x| *x < t) {
+        trains = discover(store, DEFAULT_HORIZON, false)?.trains;
+    }
+    for p in trains.into_iter().rev().filter(|x| *x < t) {
+        if let Ok(e) = resolve(store, &p.to_string()) {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
 }

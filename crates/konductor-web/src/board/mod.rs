@@ -16,6 +16,7 @@
 //!
 //! The output depends only on the arguments: same input, same bytes.
 
+mod changes;
 mod csp;
 mod graph;
 mod layout;
@@ -28,6 +29,7 @@ use konductor_core::report::{unblock_command, Placement, StepReport, TrainReport
 use konductor_core::time::{age, parse_rfc3339, rfc3339};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+pub use changes::BoardChanges;
 use csp::{csp, SCRIPT, STYLE};
 use graph::graph_svg;
 use text::{duration, ellipsize, plural, safe_url, short_sha, show_time, E};
@@ -39,6 +41,17 @@ use text::{duration, ellipsize, plural, safe_url, short_sha, show_time, E};
 /// same input renders the same bytes. `remote` must already be free of credentials; it
 /// is escaped like everything else.
 pub fn render_board(trains: &[TrainReport], generated_at: i64, remote: &str) -> String {
+    render_board_with(trains, &BoardChanges::default(), generated_at, remote)
+}
+
+/// [`render_board`] with the change lists of [`BoardChanges`] (a collapsed "Changes"
+/// section: what each train brings, what waits to reach production).
+pub fn render_board_with(
+    trains: &[TrainReport],
+    changes: &BoardChanges,
+    generated_at: i64,
+    remote: &str,
+) -> String {
     let generated = rfc3339(generated_at);
     let waiting = waiting_gates(trains);
     let page = html! {
@@ -80,6 +93,7 @@ pub fn render_board(trains: &[TrainReport], generated_at: i64, remote: &str) -> 
                     (cards(trains, waiting.len(), generated_at))
                     (waiting_section(&waiting, generated_at))
                     (train_list(trains, generated_at))
+                    (changes::section(changes))
                     section id="graphs" {
                         "\n" h2 { "Step graphs" } "\n"
                         div class="bar-row" {
