@@ -838,12 +838,13 @@ if [[ "$SECTIONS" == *" 6 "* ]]; then
   cold6="$work/cache-diff-cold"
   measure "6:cold" "rm -rf $(q "$cold6")" "KONDUCTOR_CACHE_DIR=$(q "$cold6") $(q "$K" diff 1.0 2.0 --json --remote "$url") >/dev/null"
   D6[cold]="$(($(du -sk "$cold6" | cut -f1) * 1024))"
+  D6[cold-diff]="$(KONDUCTOR_CACHE_DIR="$cold6" "$K" diff 1.0 2.0 --json --remote "$url" 2>>"$log" >"$j6" && json "$j6" '.fetch.bytes')"
   p6="$work/plain-diff"
   measure "6:plain-empty" "rm -rf $(q "$p6") && git init -q --bare $(q "$p6")" \
     "git -C $(q "$p6") fetch -q --no-tags --filter=blob:none $(q "$url" "$b6")"
   D6[plain-empty]="$(($(du -sk "$p6/objects" | cut -f1) * 1024))"
   measure "6:plain-range" \
-    "rm -rf $(q "$p6") && git init -q --bare $(q "$p6") && git -C $(q "$p6") fetch -q --no-tags --filter=blob:none $(q "$url" "$a6") && du -sk $(q "$p6/objects") | cut -f1 >$(q "$p6.before")" \
+    "rm -rf $(q "$p6") && git init -q --bare $(q "$p6") && git -C $(q "$p6") fetch -q --no-tags --filter=blob:none $(q "$url" "$a6:refs/heads/a") && du -sk $(q "$p6/objects") | cut -f1 >$(q "$p6.before")" \
     "git -C $(q "$p6") fetch -q --no-tags --filter=blob:none $(q "$url" "$b6")"
   D6[plain-range]="$((($(du -sk "$p6/objects" | cut -f1) - $(cat "$p6.before")) * 1024))"
   RUNS="$RUNS_SAVED"
@@ -857,7 +858,7 @@ if [[ "$SECTIONS" == *" 6 "* ]]; then
   out "| what | time (load) | bytes fetched |"
   out "|---|---|---|"
   out "| \`konductor diff 1.0 2.0 --json\`, warm cache (the range, in a scratch repository) | $(fmt_ms "$(val 6:warm)") (${LOAD[6:warm]:-?}) | ${D6[warm]:-?} |"
-  out "| the same, cold cache (the cache directory afterwards) | $(fmt_ms "$(val 6:cold)") (${LOAD[6:cold]:-?}) | ${D6[cold]:-?} |"
+  out "| the same, cold cache | $(fmt_ms "$(val 6:cold)") (${LOAD[6:cold]:-?}) | ${D6[cold-diff]:-?} for the range, ${D6[cold]:-?} left in the cache (the two train commits' trees, \`sdd.yaml\`, tags) |"
   out "| \`git fetch --filter=blob:none\` of 2.0 into an empty repository (every commit) | $(fmt_ms "$(val 6:plain-empty)") (${LOAD[6:plain-empty]:-?}) | ${D6[plain-empty]:-?} |"
   out "| \`git fetch --filter=blob:none\` of 2.0 into a repository holding 1.0's history (the same range) | $(fmt_ms "$(val 6:plain-range)") (${LOAD[6:plain-range]:-?}) | ${D6[plain-range]:-?} |"
   out ""
