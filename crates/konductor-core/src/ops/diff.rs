@@ -144,7 +144,17 @@ pub fn deploy_tag_of(graph: &Sdd, env: &str, train: TrainId) -> Result<String> {
 /// names (a rollback's too). `None` when the deploy tag does not exist yet.
 pub fn deployed(store: &Store, env: &str) -> Result<Option<EnvHead>> {
     let (newest, graph) = newest_graph(store)?;
-    let tag = deploy_tag_of(&graph, env, newest)?;
+    deployed_in(store, &graph, newest, env)
+}
+
+/// [`deployed`], with the deploy tag taken from `graph` (train `train`'s).
+pub fn deployed_in(
+    store: &Store,
+    graph: &Sdd,
+    train: TrainId,
+    env: &str,
+) -> Result<Option<EnvHead>> {
+    let tag = deploy_tag_of(graph, env, train)?;
     let refname = format!("refs/tags/{tag}");
     if !store.fetch_ref(&refname)? {
         return Ok(None);
@@ -351,7 +361,7 @@ pub fn brings(store: &Store, t: TrainId, graph: &Sdd, limit: usize) -> Brings {
     let prod = graph.environments().last().map(|(e, _)| e.to_string());
     let production = match prod {
         Some(env) => side(
-            deployed(store, &env).map(|h| h.map(env_end)),
+            deployed_in(store, graph, t, &env).map(|h| h.map(env_end)),
             &format!("nothing is deployed to `{env}` yet"),
         ),
         None => Side::None {
