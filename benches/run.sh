@@ -15,7 +15,7 @@
 #   BENCH_SIZES        history sizes in tags (default "1000 100000"); the ratio column is
 #                      last/first
 #   BENCH_BIG_MB       size of the big train commit's tree in MB (default 100)
-#   BENCH_SECTIONS     which sections to run (default "1 2 3 4 5")
+#   BENCH_SECTIONS     which sections to run (default "1 2 3 4 5 6")
 #   BENCH_OUT          where to write the table (default benches/results.md)
 #   BENCH_NO_HYPERFINE=1  time with a bash loop even if hyperfine is installed
 #   BENCH_KEEP=1       keep the work directory (for debugging; the daemon is still stopped)
@@ -36,7 +36,7 @@ done
 RUNS="${BENCH_RUNS:-10}"
 read -r -a SIZES <<<"${BENCH_SIZES:-1000 100000}"
 BIG_MB="${BENCH_BIG_MB:-100}"
-SECTIONS=" ${BENCH_SECTIONS:-1 2 3 4 5} "
+SECTIONS=" ${BENCH_SECTIONS:-1 2 3 4 5 6} "
 OUT="${BENCH_OUT:-$root/benches/results.md}"
 
 tmp0="${TMPDIR:-/tmp}"
@@ -789,6 +789,78 @@ if [[ "$SECTIONS" == *" 5 "* ]]; then
     [[ $f == full ]] && lbl="no filter"
     out "| \`$lbl\` | $(fmt_ms "$(val "5c:$f")") (${LOAD[5c:$f]:-?}) | ${FETCHKB[$f]:-?} KB |"
   done
+  out ""
+fi
+
+# ---------------------------------------------------------------------------------------
+# Section 6: what is in a train. `konductor diff` of 500 commits in a repository of 10,000
+# commits over a BIG_MB tree, against plain partial fetches of the same history.
+declare -A D6
+if [[ "$SECTIONS" == *" 6 "* ]]; then
+  d6="$srv/diff.git"
+  new_bare "$d6"
+  say "diff: 10,000 commits over a ${BIG_MB} MB tree (git fast-import)"
+  t0="$(date +%s%N)"
+  {
+    printf 'commit refs/heads/main\ncommitter Bench <bench@example.com> 1700000000 +0000\ndata 5\nbase\n'
+    printf 'M 100644 inline sdd.yaml\ndata %d\n' "$(wc -c <"$SDD")"
+    cat "$SDD"
+    printf '\n'
+    for ((i = 0; i < BIG_MB; i++)); do
+      printf 'M 100644 inline big/%03d.bin\ndata 1048576\n' "$i"
+      head -c 1048576 /dev/urandom
+      printf '\n'
+    done
+    printf '\n'
+    for ((i = 1; i < 10000; i++)); do
+      msg="change $i (#$i)"
+      printf 'commit refs/heads/main\ncommitter Bench <bench@example.com> %d +0000\ndata %d\n%s\nM 100644 inline src/f%d.txt\ndata %d\n%s\n\n' \
+        $((1700000000 + i)) ${#msg} "$msg" $((i % 500)) ${#i} "$i"
+    done
+  } | git -C "$d6" fast-import --quiet --date-format=raw
+  D6[gen]="$((($(date +%s%N) - t0) / 1000000)) ms"
+  D6[size]="$(du -sk "$d6/objects" | cut -f1)"
+  a6="$(git -C "$d6" rev-parse main~500)"
+  b6="$(git -C "$d6" rev-parse main)"
+  url="git://127.0.0.1:$port/diff.git"
+  c6="$work/cache-diff"
+  KONDUCTOR_CACHE_DIR="$c6" "$K" start --sha "$a6" --remote "$url" >>"$log" 2>&1 || failed=1
+  KONDUCTOR_CACHE_DIR="$c6" "$K" start --sha "$b6" --remote "$url" >>"$log" 2>&1 || failed=1
+  say "diff: built in ${D6[gen]}; trains 1.0 (main~500) and 2.0 (main)"
+  runs6=$((RUNS < 5 ? RUNS : 5))
+  RUNS_SAVED="$RUNS"
+  RUNS="$runs6"
+  j6="$work/diff.json"
+  measure "6:warm" "" "KONDUCTOR_CACHE_DIR=$(q "$c6") $(q "$K" diff 1.0 2.0 --json --remote "$url") >$(q "$j6")"
+  D6[warm]="$(json "$j6" '.fetch.bytes')"
+  D6[commits]="$(json "$j6" '.commits_total')"
+  D6[filtered]="$(json "$j6" '.fetch.filtered')"
+  cold6="$work/cache-diff-cold"
+  measure "6:cold" "rm -rf $(q "$cold6")" "KONDUCTOR_CACHE_DIR=$(q "$cold6") $(q "$K" diff 1.0 2.0 --json --remote "$url") >/dev/null"
+  D6[cold]="$(($(du -sk "$cold6" | cut -f1) * 1024))"
+  D6[cold-diff]="$(KONDUCTOR_CACHE_DIR="$cold6" "$K" diff 1.0 2.0 --json --remote "$url" 2>>"$log" >"$j6" && json "$j6" '.fetch.bytes')"
+  p6="$work/plain-diff"
+  measure "6:plain-empty" "rm -rf $(q "$p6") && git init -q --bare $(q "$p6")" \
+    "git -C $(q "$p6") fetch -q --no-tags --filter=blob:none $(q "$url" "$b6")"
+  D6[plain-empty]="$(($(du -sk "$p6/objects" | cut -f1) * 1024))"
+  measure "6:plain-range" \
+    "rm -rf $(q "$p6") && git init -q --bare $(q "$p6") && git -C $(q "$p6") fetch -q --no-tags --filter=blob:none $(q "$url" "$a6:refs/heads/a") && du -sk $(q "$p6/objects") | cut -f1 >$(q "$p6.before")" \
+    "git -C $(q "$p6") fetch -q --no-tags --filter=blob:none $(q "$url" "$b6")"
+  D6[plain-range]="$((($(du -sk "$p6/objects" | cut -f1) - $(cat "$p6.before")) * 1024))"
+  RUNS="$RUNS_SAVED"
+  rm -rf "$p6" "$cold6"
+  [[ "${D6[commits]}" == 500 ]] || { say "WARNING: diff listed ${D6[commits]} commits, not 500"; failed=1; }
+
+  out "## 6. what is in a train: \`konductor diff\` of 500 commits"
+  out ""
+  out "A repository of 10,000 commits (git://) whose tree holds ${BIG_MB} files of 1 MB (random) and \`sdd.yaml\`; each later commit changes one small file. Train 1.0 is \`main~500\`, train 2.0 \`main\`. Built with \`git fast-import\` in ${D6[gen]} (${D6[size]} KB of objects). Median of $runs6 runs; the server applies \`uploadpack.allowFilter\` (filtered: ${D6[filtered]})."
+  out ""
+  out "| what | time (load) | bytes fetched |"
+  out "|---|---|---|"
+  out "| \`konductor diff 1.0 2.0 --json\`, warm cache (the range, in a scratch repository) | $(fmt_ms "$(val 6:warm)") (${LOAD[6:warm]:-?}) | ${D6[warm]:-?} |"
+  out "| the same, cold cache | $(fmt_ms "$(val 6:cold)") (${LOAD[6:cold]:-?}) | ${D6[cold-diff]:-?} for the range, ${D6[cold]:-?} left in the cache (the two train commits' trees, \`sdd.yaml\`, tags) |"
+  out "| \`git fetch --filter=blob:none\` of 2.0 into an empty repository (every commit) | $(fmt_ms "$(val 6:plain-empty)") (${LOAD[6:plain-empty]:-?}) | ${D6[plain-empty]:-?} |"
+  out "| \`git fetch --filter=blob:none\` of 2.0 into a repository holding 1.0's history (the same range) | $(fmt_ms "$(val 6:plain-range)") (${LOAD[6:plain-range]:-?}) | ${D6[plain-range]:-?} |"
   out ""
 fi
 

@@ -11,6 +11,7 @@ mod checkout;
 mod cli;
 mod deploy;
 mod deploy_forward;
+mod diff;
 mod docs;
 mod doctor;
 mod env_control;

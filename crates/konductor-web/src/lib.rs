@@ -9,4 +9,4 @@
 mod board;
 
 pub use board::live::{render_live_fragment, render_live_page, RepoBoard};
-pub use board::{render_board, render_board_with_envs};
+pub use board::{render_board, render_board_with, BoardChanges};

@@ -35,6 +35,7 @@ pub enum Command {
     Env(commands::env::EnvArgs),
     Serve(commands::serve::ServeArgs),
     DeployRecord(commands::deploy_record::DeployRecordArgs),
+    Diff(commands::diff::DiffArgs),
     #[command(flatten)]
     Meta(konductor_cli::MetaCommand),
 }
@@ -63,6 +64,7 @@ pub fn run() -> i32 {
         Command::Env(a) => commands::env::cmd_env(a),
         Command::Serve(a) => commands::serve::cmd_serve(a),
         Command::DeployRecord(a) => commands::deploy_record::cmd_deploy_record(a),
+        Command::Diff(a) => commands::diff::cmd_diff(a),
         Command::Meta(m) => m.run::<Command>(),
     })
 }

@@ -4,6 +4,7 @@
 //!   credentials;
 //! - [`github_app`][]: GitHub App installation tokens, minted from the App's key (one
 //!   HTTPS request to the GitHub API; the only HTTP client in the core);
+//! - [`history`][]: the commits and trees between two commits, in a scratch repository;
 //! - [`wire`][]: a small `git-receive-pack` client for gc's mass deletes;
 //! - [`sign`][]: SSH signatures in git's format;
 //! - [`manifests`][]: what a folder of manifests becomes as a git tree.
@@ -12,6 +13,7 @@
 //! [`crate::ops`].
 
 pub mod github_app;
+pub mod history;
 pub mod manifests;
 pub mod sign;
 pub mod store;

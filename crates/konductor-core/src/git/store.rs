@@ -1142,6 +1142,12 @@ impl Store {
         }
     }
 
+    /// The message of a cached commit.
+    pub fn commit_message(&self, commit: &str) -> Option<String> {
+        let c = self.repo.find_commit(Oid::from_str(commit).ok()?).ok()?;
+        Some(String::from_utf8_lossy(c.message_bytes()).into_owned())
+    }
+
     /// The object id a cached ref points to.
     pub fn ref_target(&self, refname: &str) -> Option<String> {
         self.repo.refname_to_id(refname).ok().map(|o| o.to_string())
@@ -1414,8 +1420,14 @@ impl Store {
     }
 
     fn git_command(&self, args: &[String]) -> Command {
+        self.git_command_at(&self.dir.join("repo.git"), args)
+    }
+
+    /// The git CLI in the repository `git_dir` (the cache's, or a scratch repository
+    /// beside it), with the remote's credentials in the environment only.
+    pub(crate) fn git_command_at(&self, git_dir: &Path, args: &[String]) -> Command {
         let mut cmd = Command::new(super::wire::git_program());
-        cmd.arg("--git-dir").arg(self.dir.join("repo.git"));
+        cmd.arg("--git-dir").arg(git_dir);
         cmd.args([
             "-c",
             "protocol.version=2",
@@ -1499,7 +1511,7 @@ impl Store {
         Err(self.classify(&String::from_utf8_lossy(&out.stderr), what))
     }
 
-    fn classify(&self, stderr: &str, what: &str) -> Error {
+    pub(crate) fn classify(&self, stderr: &str, what: &str) -> Error {
         let stderr = self.remote.redact(stderr);
         let lines: Vec<&str> = stderr
             .lines()

@@ -7,6 +7,7 @@
 //! - [`freeze`][]: freeze windows and the control records (freeze, pin) of environments;
 //! - [`changes`][]: `if_changed` globs;
 //! - [`notify`][]: notification events, payloads, target specs and delivery markers;
+//! - [`diff`][]: what is in a train: commits, pull requests, changed files (pure);
 //! - [`train`][]: one train's tag records turned into observed facts (the trust rules);
 //! - [`plan`][]: the planner, a pure function from graph, facts and clock to actions;
 //! - [`simulate`][]: the planner against instant in-memory jobs;
@@ -16,6 +17,7 @@
 //! the planner needs from git is asked for with an action (`Evaluate`), never fetched.
 
 pub mod changes;
+pub mod diff;
 pub mod env;
 pub mod freeze;
 pub mod metrics;

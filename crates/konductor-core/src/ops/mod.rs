@@ -10,6 +10,7 @@
 //! - [`report`][]: `set-step-state` (CI jobs' reports and re-runs);
 //! - [`control`][]: `unblock`, `retry`, `cancel`;
 //! - [`deploy`][]: `publish-manifests`;
+//! - [`diff`][]: what is in a train (`konductor diff`), what runs in an environment;
 //! - [`environments`][]: the facts about other trains a deploy step is decided from;
 //! - [`metrics`][]: the figures of `konductor metrics` and `/metrics`;
 //! - [`notify`][]: notifications (webhooks, Slack, GitHub), each delivered once;
@@ -25,6 +26,7 @@ pub mod archive;
 pub mod control;
 pub mod deploy;
 pub mod deploy_record;
+pub mod diff;
 pub mod discover;
 pub mod env_control;
 pub mod environments;

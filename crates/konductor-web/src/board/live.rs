@@ -52,7 +52,7 @@ pub fn render_live_fragment(repos: &[RepoBoard<'_>], generated_at: i64) -> Strin
                 @if several {
                     h2 { (E(r.name)) " " code { (E(r.remote)) } } "\n"
                 }
-                (super::sections(r.trains, r.envs, generated_at))
+                (super::sections(r.trains, r.envs, &super::BoardChanges::default(), generated_at))
             }
             "\n"
         }

@@ -16,6 +16,7 @@
 //!
 //! The output depends only on the arguments: same input, same bytes.
 
+mod changes;
 mod csp;
 mod graph;
 mod layout;
@@ -30,6 +31,7 @@ use konductor_core::report::{unblock_command, Placement, StepReport, TrainReport
 use konductor_core::time::{age, parse_rfc3339, rfc3339};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
+pub use changes::BoardChanges;
 use csp::{csp, SCRIPT, STYLE};
 use graph::graph_svg;
 use text::{duration, ellipsize, plural, safe_url, short_sha, show_time, E};
@@ -41,17 +43,19 @@ use text::{duration, ellipsize, plural, safe_url, short_sha, show_time, E};
 /// same input renders the same bytes. `remote` must already be free of credentials; it
 /// is escaped like everything else.
 pub fn render_board(trains: &[TrainReport], generated_at: i64, remote: &str) -> String {
-    render_board_with_envs(trains, &[], generated_at, remote)
+    render_board_with(trains, &[], &BoardChanges::default(), generated_at, remote)
 }
 
 /// [`render_board`] with the environments as `konductor env` sees them
-/// (`ops::env_control::env_view`): the environment cards come from them, one per
-/// environment, with the train there, the one deploying, those waiting, a freeze or a pin
-/// with its reason. Without environments, the cards show where trains got to
-/// (`Placement`).
-pub fn render_board_with_envs(
+/// (`ops::env_control::env_view`) and the change lists of [`BoardChanges`]. The
+/// environment cards come from `envs`, one per environment, with the train there, the one
+/// deploying, those waiting, a freeze or a pin with its reason (without environments, the
+/// cards show where trains got to, `Placement`); the collapsed "Changes" section says what
+/// each train brings and what waits to reach production.
+pub fn render_board_with(
     trains: &[TrainReport],
     envs: &[EnvView],
+    changes: &BoardChanges,
     generated_at: i64,
     remote: &str,
 ) -> String {
@@ -92,7 +96,7 @@ pub fn render_board_with_envs(
                 "\n"
                 main {
                     "\n"
-                    (sections(trains, envs, generated_at))
+                    (sections(trains, envs, changes, generated_at))
                 }
                 "\n"
                 footer {
@@ -115,12 +119,18 @@ pub fn render_board_with_envs(
 
 /// The page's sections below its header: environments and counts, waiting gates, the
 /// train list, the step graphs. The live page of `konductor serve` swaps these.
-pub(crate) fn sections(trains: &[TrainReport], envs: &[EnvView], generated_at: i64) -> Markup {
+pub(crate) fn sections(
+    trains: &[TrainReport],
+    envs: &[EnvView],
+    changes: &BoardChanges,
+    generated_at: i64,
+) -> Markup {
     let waiting = waiting_gates(trains);
     html! {
         (cards(trains, envs, waiting.len(), generated_at))
         (waiting_section(&waiting, generated_at))
         (train_list(trains, generated_at))
+        (changes::section(changes))
         section id="graphs" {
             "\n" h2 { "Step graphs" } "\n"
             div class="bar-row" {

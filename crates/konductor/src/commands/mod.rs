@@ -4,6 +4,7 @@ pub mod board;
 pub mod ci_filter;
 pub mod control;
 pub mod deploy_record;
+pub mod diff;
 pub mod doctor;
 pub mod env;
 pub mod gc;

@@ -1,6 +1,8 @@
 use std::io::IsTerminal as _;
 
 use clap::Args;
+use konductor_core::model::diff::DEFAULT_LIMIT;
+use konductor_core::ops::diff::{Brings, Side};
 use konductor_core::ops::{plan_train_any, refresh_train, DEFAULT_HORIZON};
 use konductor_core::report::{status_list, TrainReport};
 
@@ -36,25 +38,45 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
     let now = konductor_core::time::now();
     let color = render::use_color();
     match args.train.as_deref().map(super::parse_train).transpose()? {
-        Some(t) => loop {
-            refresh_train(&store, t)?;
-            let (p, archived) = plan_train_any(&store, t, None, None, konductor_core::time::now())?;
-            let mut r = TrainReport::new(&p);
-            r.archived = archived;
-            if args.output.json {
-                out!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                let text = render::train_table(&r, now, color);
-                if args.watch && std::io::stdout().is_terminal() {
-                    print!("\x1b[H\x1b[2J");
+        Some(t) => {
+            let mut changes = None;
+            loop {
+                refresh_train(&store, t)?;
+                let (p, archived) =
+                    plan_train_any(&store, t, None, None, konductor_core::time::now())?;
+                let mut r = TrainReport::new(&p);
+                r.archived = archived;
+                // What the train brings: read once, also when watching.
+                let changes = changes.get_or_insert_with(|| {
+                    konductor_core::ops::diff::brings(&store, t, &p.sdd, DEFAULT_LIMIT)
+                });
+                if args.output.json {
+                    let mut c = serde_json::to_value(&*changes)?;
+                    // What a fetch cost varies with the server's packing: not a train's fact.
+                    for side in ["previous", "production"] {
+                        if let Some(o) = c.get_mut(side).and_then(|x| x.as_object_mut()) {
+                            o.remove("fetch");
+                        }
+                    }
+                    let v = WithChanges {
+                        report: &r,
+                        changes: c,
+                    };
+                    out!("{}", serde_json::to_string_pretty(&v)?);
+                } else {
+                    let text = render::train_table(&r, now, color);
+                    if args.watch && std::io::stdout().is_terminal() {
+                        print!("\x1b[H\x1b[2J");
+                    }
+                    out!("{text}");
+                    out!("{}", brings_text(changes));
                 }
-                out!("{text}");
+                if !args.watch || r.state.is_finished() || r.state.as_str() == "failed" {
+                    return Ok(0);
+                }
+                std::thread::sleep(std::time::Duration::from_secs(3));
             }
-            if !args.watch || r.state.is_finished() || r.state.as_str() == "failed" {
-                return Ok(0);
-            }
-            std::thread::sleep(std::time::Duration::from_secs(3));
-        },
+        }
         None => {
             let list = status_list(&store, args.horizon, now)?;
             if args.output.json {
@@ -75,4 +97,54 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// How many pull requests `status --train` names per side.
+const FIRST_PRS: usize = 5;
+
+/// `brings over train 1.0: 5 commits, 3 pull requests (#7, #42, #41), 3 files`.
+fn brings_text(b: &Brings) -> String {
+    let line = |label: &str, side: &Side| match side {
+        Side::Diff(d) => {
+            let over = d.from.describe();
+            if d.commits_total == 0 {
+                return format!("brings over {over}: nothing ({})", d.relation.as_str());
+            }
+            let mut prs: Vec<String> = d
+                .pull_requests
+                .iter()
+                .take(FIRST_PRS)
+                .map(|p| match &p.project {
+                    Some(proj) => format!("{proj}!{} {}", p.number, p.title),
+                    None => format!("#{} {}", p.number, p.title),
+                })
+                .collect();
+            if d.pull_requests_total > prs.len() {
+                prs.push(format!("… {} more", d.pull_requests_total - prs.len()));
+            }
+            let prs = if prs.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", prs.join("; "))
+            };
+            format!(
+                "brings over {over}: {} commits, {} pull requests{prs}, {} files",
+                d.commits_total, d.pull_requests_total, d.files_total
+            )
+        }
+        Side::None { note } => format!("brings over {label}: {note}"),
+    };
+    format!(
+        "\n{}\n{}",
+        line("the train before", &b.previous),
+        line("production", &b.production)
+    )
+}
+
+/// A train report with what it brings, its fields in their order.
+#[derive(serde::Serialize)]
+struct WithChanges<'a> {
+    #[serde(flatten)]
+    report: &'a TrainReport,
+    changes: serde_json::Value,
 }
