@@ -148,6 +148,17 @@ fn diff_lists_commits_pull_requests_and_files_between_environments() {
         assert_eq!(r["from"]["environment"], "production");
         assert_eq!(r["to"]["commit"], tip.as_str());
         assert_eq!(r["commits_total"], 5, "{r}");
+        // `konductor env` says how far staging is ahead of production, with its PRs.
+        let e = json(env.k(&["env", "--json"]).ok());
+        assert_eq!(e["ahead"][0]["environment"], "staging", "{e}");
+        assert_eq!(e["ahead"][0]["of"], "production", "{e}");
+        assert_eq!(e["ahead"][0]["commits_total"], 5, "{e}");
+        assert_eq!(e["ahead"][0]["pull_requests_total"], 3, "{e}");
+        let text = env.k(&["env"]).ok();
+        assert!(
+            text.contains("ahead of production: 5 commits, 3 pull requests (#7, #42, #41)"),
+            "{text}"
+        );
         let prs: Vec<(u64, String)> = r["pull_requests"]
             .as_array()
             .unwrap()

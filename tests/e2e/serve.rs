@@ -17,6 +17,9 @@ use crate::harness::Env;
 use crate::support::servers::Kind;
 
 const SDD: &str = "a: []\nb: [a]\ndone: {needs: [b], virtual: true}\n";
+/// The same graph, with `b` deploying to production (for the DORA figures of `/metrics`).
+const SDD_ENV: &str =
+    "a: []\nb: {needs: [a], environment: production}\ndone: {needs: [b], virtual: true}\n";
 const SECRET: &str = "webhook-s3cret";
 
 /// A running `konductor serve`, killed on drop.
@@ -437,7 +440,7 @@ fn venv_python() -> PathBuf {
 
 #[test]
 fn serve_metrics_parse_as_prometheus_text() {
-    let env = Env::new(Kind::Bare, SDD);
+    let env = Env::new(Kind::Bare, SDD_ENV);
     let srv = Serve::start(&env, &[format!("app={}", env.server.url)], &[]);
     let t = train_waiting_for_a_tick(&env);
     srv.github(
@@ -515,6 +518,22 @@ print(json.dumps(out))
         Some(1.0)
     );
     assert_eq!(get("konductor_sse_clients{}"), Some(0.0));
+    // The figures of `konductor metrics`, computed from the tags on the scrape: `b`
+    // deploys to production and has not finished, `a` ran once.
+    assert_eq!(
+        get(r#"konductor_dora_deploys{"environment": "production", "repo": "app"}"#),
+        Some(0.0),
+        "{samples:#?}"
+    );
+    assert_eq!(
+        get(r#"konductor_dora_window_seconds{"environment": "production", "repo": "app"}"#),
+        Some(30.0 * 86_400.0)
+    );
+    assert_eq!(
+        get(r#"konductor_step_duration_seconds_count{"repo": "app", "step": "a"}"#),
+        Some(1.0),
+        "{samples:#?}"
+    );
 }
 
 /// Read server-sent events from `/events` until `f` accepts one's data (or 60 s pass).

@@ -333,7 +333,41 @@ async fn api_environments(State(app): State<Arc<App>>, uri: Uri) -> Response {
     }
 }
 
+/// The environment whose DORA figures `/metrics` shows for repository `i`: `production`
+/// if its graphs have it, else the first whose name starts with `prod`, else the last.
+fn dora_env(app: &App, i: usize) -> Option<String> {
+    let snap = app.repos[i].snapshot.read().expect("lock").clone()?;
+    let names: Vec<&str> = snap.envs.iter().map(|e| e.environment.as_str()).collect();
+    names
+        .iter()
+        .find(|n| **n == konductor_core::model::metrics::DEFAULT_ENV)
+        .or_else(|| names.iter().find(|n| n.starts_with("prod")))
+        .or(names.last())
+        .map(|n| n.to_string())
+}
+
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    // The figures read from the tags are computed per scrape (Prometheus scrapes rarely;
+    // a tick does not pay for them).
+    for i in 0..app.repos.len() {
+        let figures = match dora_env(&app, i) {
+            Some(env) => {
+                let req = konductor_core::ops::metrics::MetricsRequest {
+                    horizon: app.cfg.horizon,
+                    env,
+                    window_secs: konductor_core::model::metrics::DEFAULT_WINDOW_SECS,
+                    now: konductor_core::time::now(),
+                };
+                with_store(&app, i, "metrics", move |s| {
+                    konductor_core::ops::metrics::metrics(s, &req)
+                })
+                .await
+                .ok()
+            }
+            None => None,
+        };
+        app.metrics.tags.set(&app.repos[i].cfg.name, figures);
+    }
     (
         [(
             header::CONTENT_TYPE,

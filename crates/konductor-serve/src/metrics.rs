@@ -4,19 +4,26 @@
 //! Two kinds of figures:
 //! - operational, counted as the server works: webhooks by source and outcome, ticks by
 //!   cause and outcome and their duration, git read latency, SSE clients;
-//! - figures read from the tags, set after every read of a repository
-//!   ([`Metrics::observe_trains`]): today the trains by state. Figures computed by the
-//!   core from the same reports (DORA, step durations, waits) plug in there: register
-//!   their families in [`Metrics::new`] and set them in `observe_trains`.
+//! - figures read from the tags: the trains by state, set after every read of a
+//!   repository ([`Metrics::observe_trains`]), and what `konductor metrics` computes
+//!   (`konductor_core::ops::metrics`: the DORA figures, step durations, waits at gates
+//!   and environments), computed on each scrape and written by the [`TagFigures`]
+//!   collector: those histograms are rebuilt from the tags every time, so they are
+//!   encoded as they are, not observed into a running histogram.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use konductor_core::model::metrics::{Histogram as TagHistogram, Metrics as TagMetrics};
 use konductor_core::report::TrainReport;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 /// The labels of `konductor_webhooks_total`.
@@ -72,6 +79,8 @@ pub struct Metrics {
     pub sse_clients: Gauge,
     /// Trains by state, from the latest read of each repository.
     pub trains: Family<StateLabels, Gauge>,
+    /// The figures `konductor metrics` computes, per repository, from the latest scrape.
+    pub tags: Arc<TagFigures>,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -117,7 +126,10 @@ impl Metrics {
             "Trains among the newest, by state, at the latest read",
             trains.clone(),
         );
+        let tags = Arc::new(TagFigures::default());
+        registry.register_collector(Box::new(tags.clone()));
         Metrics {
+            tags,
             registry,
             webhooks,
             ticks,
@@ -190,6 +202,187 @@ impl Metrics {
     }
 }
 
+/// The figures of `konductor metrics` for each repository (see
+/// `docs/operations.md`, "Metrics"), as the last scrape computed them.
+#[derive(Debug, Default)]
+pub struct TagFigures {
+    latest: Mutex<BTreeMap<String, TagMetrics>>,
+}
+
+impl TagFigures {
+    /// Keep `m` as the figures of `repo` (`None`: the repository has none, e.g. no
+    /// environment in its graphs).
+    pub fn set(&self, repo: &str, m: Option<TagMetrics>) {
+        let mut latest = self.latest.lock().expect("lock");
+        match m {
+            Some(m) => latest.insert(repo.to_string(), m),
+            None => latest.remove(repo),
+        };
+    }
+}
+
+/// Cumulative core buckets to what `encode_histogram` takes (each bucket's own count:
+/// the encoder sums them again).
+fn buckets(h: &TagHistogram) -> Vec<(f64, u64)> {
+    let mut prev = 0;
+    let mut out: Vec<(f64, u64)> = h
+        .bounds
+        .iter()
+        .zip(&h.counts)
+        .map(|(b, c)| {
+            let own = c.saturating_sub(prev);
+            prev = *c;
+            (*b, own)
+        })
+        .collect();
+    // prometheus-client writes `+Inf` for `f64::MAX`, as its own histograms end.
+    out.push((f64::MAX, h.count.saturating_sub(prev)));
+    out
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn histograms(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, &TagHistogram)],
+) -> Result<(), std::fmt::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in rows {
+        m.encode_family(labels)?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                h.sum,
+                h.count,
+                &buckets(h),
+                None,
+            )?;
+    }
+    Ok(())
+}
+
+fn gauges(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, f64)],
+) -> Result<(), std::fmt::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for TagFigures {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let latest = self.latest.lock().expect("lock");
+        let repo = |r: &str| vec![("repo", r.to_string())];
+        let mut steps = Vec::new();
+        let mut gates = Vec::new();
+        let mut envs = Vec::new();
+        let mut g: BTreeMap<&str, Vec<(Labels, f64)>> = BTreeMap::new();
+        for (r, m) in latest.iter() {
+            for (step, h) in &m.step_duration_histograms {
+                let mut l = repo(r);
+                l.push(("step", step.clone()));
+                steps.push((l, h));
+            }
+            gates.push((repo(r), &m.gate_wait_histogram));
+            for (env, h) in &m.env_wait_histograms {
+                let mut l = repo(r);
+                l.push(("environment", env.clone()));
+                envs.push((l, h));
+            }
+            let mut l = repo(r);
+            l.push(("environment", m.env.clone()));
+            let d = &m.dora;
+            let mut put = |k: &'static str, v: Option<f64>| {
+                if let Some(v) = v {
+                    g.entry(k).or_default().push((l.clone(), v));
+                }
+            };
+            put("window", Some(m.window_secs as f64));
+            put("deploys", Some(d.deploys as f64));
+            put("rollbacks", Some(d.rollbacks as f64));
+            put("per_day", Some(d.deploys_per_day));
+            put("lead", d.lead_time.median_secs);
+            put("failed", Some(d.failed_deploys as f64));
+            put("cfr", d.change_failure_rate);
+            put("restore", d.time_to_restore.median_secs);
+        }
+        histograms(
+            &mut enc,
+            "konductor_step_duration_seconds",
+            "Runs of each step, from the trigger tag to the final state (konductor metrics)",
+            &steps,
+        )?;
+        histograms(
+            &mut enc,
+            "konductor_gate_wait_seconds",
+            "Waits at manual gates, from ready to unblocked",
+            &gates,
+        )?;
+        histograms(
+            &mut enc,
+            "konductor_environment_wait_seconds",
+            "Waits of deploy steps for their environment, from ready to triggered",
+            &envs,
+        )?;
+        for (k, name, help) in [
+            (
+                "window",
+                "konductor_dora_window_seconds",
+                "The window the DORA figures cover",
+            ),
+            (
+                "deploys",
+                "konductor_dora_deploys",
+                "Deploys to the environment in the window (deployment frequency)",
+            ),
+            (
+                "per_day",
+                "konductor_dora_deploys_per_day",
+                "Deploys per day over the window",
+            ),
+            (
+                "rollbacks",
+                "konductor_dora_rollbacks",
+                "Rollback commits under the deploy tag in the window",
+            ),
+            (
+                "lead",
+                "konductor_dora_lead_time_median_seconds",
+                "Median lead time for changes: train commit to deploy",
+            ),
+            (
+                "failed",
+                "konductor_dora_failed_deploys",
+                "Deploys followed by a failure or a rollback",
+            ),
+            (
+                "cfr",
+                "konductor_dora_change_failure_rate",
+                "Change failure rate (absent without deploys)",
+            ),
+            (
+                "restore",
+                "konductor_dora_time_to_restore_median_seconds",
+                "Median time to restore (absent without incidents)",
+            ),
+        ] {
+            gauges(&mut enc, name, help, g.get(k).map_or(&[][..], |v| &v[..]))?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
@@ -217,5 +410,50 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn tag_figures_are_encoded_per_repository_with_decumulated_buckets() {
+        use konductor_core::model::metrics::{compute, DeployCommit, MetricsOptions};
+        let m = Metrics::new();
+        let deploys = [DeployCommit::from_message(
+            "abc",
+            190_000,
+            "deploy\n\ntrain: 1.0\nrollback: true\n",
+        )];
+        let figures = compute(
+            &[],
+            &deploys,
+            &MetricsOptions {
+                env: "production".into(),
+                now: 200_000,
+                window_secs: 86_400,
+            },
+        );
+        m.tags.set("acme/app", Some(figures));
+        let text = m.encode();
+        for want in [
+            "konductor_dora_deploys{repo=\"acme/app\",environment=\"production\"} 0.0",
+            "konductor_dora_rollbacks{repo=\"acme/app\",environment=\"production\"} 1.0",
+            "konductor_dora_window_seconds{repo=\"acme/app\",environment=\"production\"} 86400.0",
+            "konductor_gate_wait_seconds_bucket{le=\"+Inf\",repo=\"acme/app\"} 0",
+        ] {
+            assert!(text.contains(want), "{want} missing from:\n{text}");
+        }
+        // No deploys: no change failure rate, rather than a made-up 0.
+        assert!(
+            !text.contains("konductor_dora_change_failure_rate{"),
+            "{text}"
+        );
+        m.tags.set("acme/app", None);
+        assert!(!m.encode().contains("konductor_dora_deploys{"));
+
+        let h = TagHistogram {
+            bounds: vec![10.0, 60.0],
+            counts: vec![2, 5],
+            count: 7,
+            sum: 300.0,
+        };
+        assert_eq!(buckets(&h), vec![(10.0, 2), (60.0, 3), (f64::MAX, 2)]);
     }
 }

@@ -239,18 +239,70 @@ pub fn cmd_env(args: EnvArgs) -> anyhow::Result<i32> {
     let store = args.remote.open()?;
     let now = konductor_core::time::now();
     let views = env_view(&store, args.env.as_deref(), sdd.as_ref(), now)?;
+    let ahead = ahead_of_production(&store, &views);
     if args.output.json {
         out!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "environments": views }))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "environments": views, "ahead": ahead })
+            )?
         );
     } else {
-        out!("{}", render(&views));
+        out!("{}", render(&views, &ahead));
     }
     Ok(0)
 }
 
-fn render(views: &[EnvView]) -> String {
+/// How many pull requests `env` lists per environment ahead of production.
+const AHEAD_LIMIT: usize = 10;
+
+/// What an environment has that production has not yet (`konductor diff production E`).
+#[derive(Debug, serde::Serialize)]
+struct Ahead {
+    environment: String,
+    of: String,
+    relation: konductor_core::model::diff::Relation,
+    commits_total: usize,
+    pull_requests_total: usize,
+    pull_requests: Vec<konductor_core::model::diff::PullRequest>,
+}
+
+/// For each environment shown with a train there, what it has over `production` (the
+/// environment named so; none without one). A diff that cannot be read is a warning.
+fn ahead_of_production(store: &konductor_core::store::Store, views: &[EnvView]) -> Vec<Ahead> {
+    let prod = konductor_core::model::metrics::DEFAULT_ENV;
+    let has = |e: &str| {
+        views
+            .iter()
+            .any(|v| v.environment == e && v.current.is_some())
+    };
+    if !has(prod) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for v in views
+        .iter()
+        .filter(|v| v.environment != prod && v.current.is_some())
+    {
+        match konductor_core::ops::diff::diff(store, prod, &v.environment, AHEAD_LIMIT) {
+            Ok(d) => out.push(Ahead {
+                environment: v.environment.clone(),
+                of: prod.to_string(),
+                relation: d.relation,
+                commits_total: d.commits_total,
+                pull_requests_total: d.pull_requests_total,
+                pull_requests: d.pull_requests,
+            }),
+            Err(e) => eprintln!(
+                "konductor: warning: cannot tell how far `{}` is ahead of `{prod}`: {e}",
+                v.environment
+            ),
+        }
+    }
+    out
+}
+
+fn render(views: &[EnvView], ahead: &[Ahead]) -> String {
     if views.is_empty() {
         return "no environments: no graph has a deploy step with `environment: NAME`".into();
     }
@@ -297,6 +349,31 @@ fn render(views: &[EnvView]) -> String {
         }
         if let Some(f) = &v.frozen {
             s.push_str(&format!("  FROZEN:    {}\n", f.reason));
+        }
+        if let Some(a) = ahead.iter().find(|a| a.environment == v.environment) {
+            let prs: Vec<String> = a
+                .pull_requests
+                .iter()
+                .map(|p| format!("#{}", p.number))
+                .collect();
+            s.push_str(&format!(
+                "  ahead of {}: {} commit{}, {} pull request{}{}{}\n",
+                a.of,
+                a.commits_total,
+                if a.commits_total == 1 { "" } else { "s" },
+                a.pull_requests_total,
+                if a.pull_requests_total == 1 { "" } else { "s" },
+                if prs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", prs.join(", "))
+                },
+                if a.pull_requests_total > prs.len() {
+                    " …"
+                } else {
+                    ""
+                },
+            ));
         }
         for w in &v.freeze_windows {
             s.push_str(&format!("  window:    {w}\n"));
