@@ -27,4 +27,5 @@ mod rerun;
 mod signing;
 mod soak;
 mod support;
+mod tls_init;
 mod train_loop;

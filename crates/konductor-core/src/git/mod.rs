@@ -6,6 +6,7 @@
 //!   HTTPS request to the GitHub API; the only HTTP client in the core);
 //! - [`wire`][]: a small `git-receive-pack` client for gc's mass deletes;
 //! - [`sign`][]: SSH signatures in git's format;
+//! - [`tls`][]: initialising libgit2 without the CA bundle when no TLS will be spoken;
 //! - [`manifests`][]: what a folder of manifests becomes as a git tree.
 //!
 //! It may use the model ([`crate::model`]: tag records) and the error vocabulary, never
@@ -15,4 +16,5 @@ pub mod github_app;
 pub mod manifests;
 pub mod sign;
 pub mod store;
+pub mod tls;
 pub mod wire;

@@ -1859,7 +1859,7 @@ fn slug(url: &str) -> String {
 
 /// Let libgit2 open the cache, which the git CLI marks as a partial clone
 /// (`extensions.partialclone`) after a filtered fetch.
-fn init_libgit2() {
+pub(crate) fn init_libgit2() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         #[allow(unsafe_code)]
