@@ -137,6 +137,42 @@ measure() {
   say "$key: $ms ms (load ${LOAD[$key]})"
 }
 
+# `measure_interleaved PREP KEY1 CMD1 KEY2 CMD2 …`: like `measure`, but the commands take
+# turns (run 1 of each, then run 2 of each, …), so that a change in the machine's load
+# weighs on all of them alike: for ratios on a shared machine. Each run is timed in this
+# shell (a subshell, no extra process) with EPOCHREALTIME; PREP runs before every run.
+measure_interleaved() {
+  local prep="$1" i k n key
+  shift
+  local -a keys=() cmds=()
+  while (($# >= 2)); do keys+=("$1"); cmds+=("$2"); shift 2; done
+  local -A times=() bad=()
+  for key in "${keys[@]}"; do LOAD[$key]="$(load1)"; done
+  echo "== measure_interleaved ${keys[*]}" >>"$log"
+  for ((i = 0; i < RUNS; i++)); do
+    for ((k = 0; k < ${#keys[@]}; k++)); do
+      key="${keys[k]}"
+      [[ -n "${bad[$key]:-}" ]] && continue
+      bash -c "${prep:-:}" >>"$log" 2>&1 || true
+      local t0="$EPOCHREALTIME"
+      if ! (eval "${cmds[k]}") >>"$log" 2>&1; then bad[$key]=1; continue; fi
+      local t1="$EPOCHREALTIME"
+      times[$key]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", (b - a) * 1000000 }') "
+    done
+  done
+  for key in "${keys[@]}"; do
+    if [[ -n "${bad[$key]:-}" ]]; then
+      R[$key]="fail"
+      failed=1
+    else
+      # shellcheck disable=SC2086
+      R[$key]="$(printf '%s\n' ${times[$key]} | sort -n | awk '{ a[NR] = $1 } END {
+        m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.1f", m / 1000 }')"
+    fi
+    say "$key: ${R[$key]} ms (load ${LOAD[$key]}; interleaved)"
+  done
+}
+
 val() { echo "${R[$1]:-n/a}"; }
 ratio() { # ratio A B -> A/B formatted, or n/a
   awk -v a="$1" -v b="$2" 'BEGIN {
@@ -395,19 +431,15 @@ if [[ "$SECTIONS" == *" 1 "* || "$SECTIONS" == *" 5 "* ]]; then
         bash -c "$del"
         o="$(cd "$work/empty" && "$L" set-step-state --state-name success --triggering-tag "release=$live.0=unit-tests.1" --remote "$url" 2>&1)" || true
         echo "$o" >>"$log"
-        if [[ "$o" == *": created"* ]]; then
-          measure "2loco:hist$size:$tr" "$del" \
-            "cd $(q "$work/empty") && $(q "$L" set-step-state --state-name success --triggering-tag "release=$live.0=unit-tests.1" --remote "$url") >/dev/null"
-        else
-          R[2loco:hist$size:$tr]="fail"
-          LOAD[2loco:hist$size:$tr]="$(load1)"
+        [[ "$o" == *": created"* ]] || {
           note "locomotive on the $(human "$size")-tag remote over $tr failed: $(oneline "$o")"
           failed=1
-        fi
-        measure "2push:hist$size:$tr" "$del" "git -C $(q "$co") push -q $(q "$url" "refs/tags/$st:refs/tags/$st")"
-        # From the checkout (which has the trigger tag, as a CI checkout of it does).
-        measure "2co:hist$size:$tr" "$del" \
-          "cd $(q "$co") && $(q "$L" set-step-state --state-name success --triggering-tag "release=$live.0=unit-tests.1" --remote "$url") >/dev/null"
+        }
+        # Interleaved; from the checkout: it has the trigger tag, as a CI checkout of it does.
+        measure_interleaved "$del" \
+          "2loco:hist$size:$tr" "cd $(q "$work/empty") && $(q "$L" set-step-state --state-name success --triggering-tag "release=$live.0=unit-tests.1" --remote "$url") >/dev/null" \
+          "2push:hist$size:$tr" "git -C $(q "$co") push -q $(q "$url" "refs/tags/$st:refs/tags/$st")" \
+          "2co:hist$size:$tr" "cd $(q "$co") && $(q "$L" set-step-state --state-name success --triggering-tag "release=$live.0=unit-tests.1" --remote "$url") >/dev/null"
       done
       bash -c "$del"
       rm -rf "$co"
@@ -469,10 +501,8 @@ if [[ "$SECTIONS" == *" 2 "* ]]; then
       o="$(cd "$work/empty" && "$L" set-step-state --state-name started --triggering-tag "$trig" --remote "$url" 2>&1)" || true
       echo "$o" >>"$log"
       [[ "$o" == *": created"* ]] || { say "WARNING: locomotive did not create $st on $url: $o"; failed=1; }
-      measure "2loco:$name:$tr" "$del" \
-        "cd $(q "$work/empty") && $(q "$L" set-step-state --state-name started --triggering-tag "$trig" --remote "$url") >/dev/null"
-      measure "2push:$name:$tr" "$del" "git -C $(q "$w") push -q $(q "$url" "refs/tags/$st:refs/tags/$st")"
-      # From the checkout, which has the trigger tag (fetched as a CI checkout of it does).
+      # The checkout fetches the trigger tag, as a CI checkout of it does. (The runs without
+      # a checkout start in an empty directory, and the git push pushes one refspec.)
       git -C "$w" fetch -q "$url" "refs/tags/$trig:refs/tags/$trig" >>"$log" 2>&1 || true
       bash -c "$del"
       o="$(cd "$w" && GIT_TRACE=1 "$L" set-step-state --state-name started --triggering-tag "$trig" --remote "$url" 2>&1)" || true
@@ -481,8 +511,12 @@ if [[ "$SECTIONS" == *" 2 "* ]]; then
         note "locomotive from the $name checkout over $tr fetched: the checkout path was not taken"
         failed=1
       fi
-      measure "2co:$name:$tr" "$del" \
-        "cd $(q "$w") && $(q "$L" set-step-state --state-name started --triggering-tag "$trig" --remote "$url") >/dev/null"
+      # Interleaved (no checkout, git push, from the checkout, …): the ratios hold under
+      # a changing load.
+      measure_interleaved "$del" \
+        "2loco:$name:$tr" "cd $(q "$work/empty") && $(q "$L" set-step-state --state-name started --triggering-tag "$trig" --remote "$url") >/dev/null" \
+        "2push:$name:$tr" "git -C $(q "$w") push -q $(q "$url" "refs/tags/$st:refs/tags/$st")" \
+        "2co:$name:$tr" "cd $(q "$w") && $(q "$L" set-step-state --state-name started --triggering-tag "$trig" --remote "$url") >/dev/null"
       bash -c "$del"
     done
   done
@@ -694,6 +728,8 @@ if [[ "$SECTIONS" == *" 2 "* ]]; then
   out "\`locomotive set-step-state\` from an empty directory (temporary repository, partial fetch of the trigger, tag creation, push) against \`git push URL <tag>\` of the same tag, created beforehand, from a checkout that has the train commit. The remote's tag is deleted before every run. Big repository: ${BIG_MB} × 1 MB random files and 5,000 small files (${OBJKB[big]:-?} KB of objects on the server). The small and big repositories' train commits are root commits; the history remotes' live train commit has a parent."
   out ""
   out "\`from a checkout\`: \`locomotive set-step-state\` run inside that same checkout, which also has the trigger tag (fetched as CI checkouts of a tag do): one push, no fetch."
+  out ""
+  out "The three commands of a row take turns (one run of each, then the next round, $RUNS rounds; timed in the shell with \`EPOCHREALTIME\`, median), so the ratios hold while the machine's load changes; the load is the 1-minute average when the row started."
   out ""
   out "| repository | remote | locomotive, no checkout (load) | git push (load) | ratio | goal ≤ 1.5× | locomotive from a checkout (load) | ratio | goal ≤ 1.2× |"
   out "|---|---|---|---|---|---|---|---|---|"

@@ -69,8 +69,10 @@ fn report_in(env: &Env, dir: &Path, tag: &str, state: &str) -> (Out, String) {
     (out, traced)
 }
 
+/// Whether a fetch ran: `git fetch` (traced as `built-in: git fetch`, quoted by older git),
+/// or a local `upload-pack`.
 fn fetched(trace: &str) -> bool {
-    trace.contains("'fetch'") || trace.contains("upload-pack")
+    trace.contains("'fetch'") || trace.contains("git fetch") || trace.contains("upload-pack")
 }
 
 #[test]
@@ -185,4 +187,35 @@ fn locomotive_in_a_checkout_without_the_commit_falls_back() {
     assert!(out.ok().contains(&format!("{trig}=success: created")));
     assert!(fetched(&trace), "{trace}");
     assert_eq!(env.step_state(&t, "a"), "success");
+}
+
+/// Without a checkout, a report ran two git processes: a fetch into the temporary
+/// repository and a `git push` of one tag object on a commit the remote has. The push is
+/// now one native connection (paths, git://, http://); the fetch stays.
+#[test]
+fn locomotive_without_a_checkout_pushes_without_a_git_push_process() {
+    for kind in [Kind::Bare, Kind::Daemon, Kind::Http] {
+        let env = Env::new(kind, SMALL_SDD);
+        let t = env.start();
+        env.tick(&t);
+        let trig = "release=1.0=a.1";
+        let (out, trace) = report_in(&env, env.root.path(), trig, "started");
+        assert!(
+            out.ok().contains(&format!("{trig}=started: created")),
+            "{kind:?}"
+        );
+        assert!(fetched(&trace), "{kind:?}: {trace}");
+        assert!(
+            !trace.contains("git push"),
+            "{kind:?}: the state tag was pushed by a git push process:\n{trace}"
+        );
+        // A repeat is seen and not written twice; the next state follows.
+        let (out, _) = report_in(&env, env.root.path(), trig, "started");
+        assert!(out.ok().contains("already-recorded"), "{kind:?}");
+        let (out, trace) = report_in(&env, env.root.path(), trig, "success");
+        assert!(out.ok().contains(&format!("{trig}=success: created")));
+        assert!(!trace.contains("git push"), "{kind:?}: {trace}");
+        assert_eq!(env.step_state(&t, "a"), "success", "{kind:?}");
+        env.server.git(&["fsck", "--no-dangling"]);
+    }
 }

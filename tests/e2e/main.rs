@@ -35,4 +35,5 @@ mod serve;
 mod signing;
 mod soak;
 mod support;
+mod tls_init;
 mod train_loop;

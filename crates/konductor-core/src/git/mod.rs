@@ -7,6 +7,7 @@
 //! - [`history`][]: the commits and trees between two commits, in a scratch repository;
 //! - [`wire`][]: a small `git-receive-pack` client for gc's mass deletes;
 //! - [`sign`][]: SSH signatures in git's format;
+//! - [`tls`][]: initialising libgit2 without the CA bundle when no TLS will be spoken;
 //! - [`manifests`][]: what a folder of manifests becomes as a git tree.
 //!
 //! It may use the model ([`crate::model`]: tag records) and the error vocabulary, never
@@ -17,4 +18,5 @@ pub mod history;
 pub mod manifests;
 pub mod sign;
 pub mod store;
+pub mod tls;
 pub mod wire;

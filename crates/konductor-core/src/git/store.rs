@@ -849,6 +849,61 @@ impl Store {
         }
     }
 
+    /// [`Store::push_tag_create`] for a tag whose commit the remote already has (the commit
+    /// of one of its tags, as a state tag's is its trigger's): the tag object alone, sent
+    /// in one connection by [`crate::git::wire`] (paths, `file://`, `git://`, `http://`),
+    /// instead of a `git push` process. The advertisement that connection reads says
+    /// whether the tag is there already. A refusal, or any failure, goes to
+    /// [`Store::push_tag_create`], which is create-only too and says what is wrong.
+    pub fn push_tag_create_on_remote_commit(
+        &self,
+        name: &str,
+        tag_oid: &str,
+    ) -> Result<PushOutcome> {
+        match self.push_tag_native(&format!("refs/tags/{name}"), tag_oid) {
+            Some(outcome) => Ok(outcome),
+            None => self.push_tag_create(name, tag_oid),
+        }
+    }
+
+    /// One create-only push of the tag object `tag_oid` as `refname` through
+    /// [`crate::git::wire`]; `None` when that did not settle it.
+    fn push_tag_native(&self, refname: &str, tag_oid: &str) -> Option<PushOutcome> {
+        let ep = crate::git::wire::Endpoint::parse(&self.remote.url).ok()?;
+        let odb = self.repo.odb().ok()?;
+        let raw = odb.read(Oid::from_str(tag_oid).ok()?).ok()?;
+        let (oid, pack) = single_object_pack(ObjectType::Tag, raw.data()).ok()?;
+        let mut pack = Some(pack);
+        let mut existing = None;
+        let header = self.remote.http_header();
+        let outcome = crate::git::wire::create_after_look(
+            &ep,
+            header.as_deref(),
+            &|n| n == refname,
+            &mut |refs| {
+                if let Some(id) = refs.get(refname) {
+                    existing = Some(id.clone());
+                    return None;
+                }
+                Some(crate::git::wire::NewRef {
+                    refname: refname.to_string(),
+                    oid: oid.clone(),
+                    pack: pack.take()?,
+                })
+            },
+        );
+        match outcome {
+            Ok(crate::git::wire::CreateOutcome::Created) => {
+                self.note_pushed(refname, tag_oid);
+                Some(PushOutcome::Created)
+            }
+            Ok(crate::git::wire::CreateOutcome::Declined) => {
+                existing.map(PushOutcome::AlreadyExists)
+            }
+            _ => None,
+        }
+    }
+
     /// Move (or create) the lightweight ref `refname` from `expected_old` (None: must not
     /// exist) to `new`, with `--force-with-lease`: the push is rejected if the ref moved
     /// meanwhile, and nothing is overwritten.
@@ -1959,7 +2014,7 @@ fn slug(url: &str) -> String {
 
 /// Let libgit2 open the cache, which the git CLI marks as a partial clone
 /// (`extensions.partialclone`) after a filtered fetch.
-fn init_libgit2() {
+pub(crate) fn init_libgit2() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         #[allow(unsafe_code)]

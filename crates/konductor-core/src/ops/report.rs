@@ -220,7 +220,8 @@ pub fn set_step_state(
     }
     let msg = state_message(&trig_name, run, opts, who);
     let oid = store.make_tag(&name, &record.commit, &msg, who, now)?;
-    let outcome = match store.push_tag_create(&name, &oid)? {
+    // The commit is the trigger's, which the remote has: the tag object alone will do.
+    let outcome = match store.push_tag_create_on_remote_commit(&name, &oid)? {
         PushOutcome::Created => "created",
         PushOutcome::AlreadyExists(_) => "already-recorded",
     };
