@@ -8,7 +8,12 @@
 #   applies by default; a train engineer unblocks it and it reaches production;
 # - train 2 changes flavors.yaml: konductor ticks it through staging, it stops at the gate
 #   (status shows `blocked` and why), gets unblocked, and finishes production;
-# - train 3 changes only app code: the gate is skipped, with the reason.
+# - train 3 changes only app code: the gate is skipped, with the reason;
+# - trains 4 and 5 open together: 5 deploys first, so 4 is superseded (forward only);
+# - production is frozen: train 6 waits at its production deploy until unfreeze;
+# - production is rolled back to train 5 (a new deploy commit), pinned, then unpinned;
+# - deploy jobs publish manifests under the deploy tags (`locomotive publish-manifests`),
+#   and every tick notifies a local receiver (shown at the end).
 #
 # DEMO_TICK=1 makes jobs advance the train themselves (`locomotive --tick`), so no step
 # waits for the next tick; DEMO_DIR keeps the setup somewhere you choose.
@@ -47,6 +52,13 @@ url="https://ci.demo.invalid/jobs/\${tag#release=}"
 export KONDUCTOR_IDENTITY="Demo CI <ci@demo.invalid>"
 "$L" set-step-state --state-name started --triggering-tag "\$tag" --info-string "job_url:\$url" --sha "\$sha"
 sleep 0.2
+step="\${tag#release=*=}"; step="\${step%.*}"
+if [[ "\$step" == deploy_* ]]; then
+  # A deploy job renders its manifests and publishes them under the step's deploy_tag.
+  dir="$demo/manifests/\$tag"; mkdir -p "\$dir"
+  printf 'image: app@%s\n' "\$sha" > "\$dir/app.yaml"
+  "$L" publish-manifests --dir "\$dir" --triggering-tag "\$tag" >/dev/null
+fi
 tick=()
 if [[ "\${DEMO_TICK:-0}" == 1 ]]; then tick=(--tick); fi
 "$L" set-step-state --state-name success --triggering-tag "\$tag" --info-string "job_url:\$url" --sha "\$sha" "\${tick[@]}"
@@ -80,7 +92,8 @@ state_of() { "$K" status --train "$1" --json | sed -n 's/^  "state": "\([a-z]*\)
 # "succeeded", "is blocked": a train state as the verb of a sentence.
 state_phrase() {
   case "$1" in
-    succeeded|failed|superseded) echo "$1" ;;
+    succeeded|failed) echo "$1" ;;
+    superseded) echo "was superseded" ;;
     cancelled) echo "was cancelled" ;;
     *) echo "is $1" ;;
   esac
@@ -96,7 +109,7 @@ run_train() {
     fi
     state="$(state_of "$train")"
     if [[ "$state" != "$last" ]]; then echo "  train $train $(state_phrase "$state")"; last="$state"; fi
-    case "$state" in succeeded|blocked|failed|cancelled) return 0 ;; esac
+    case "$state" in succeeded|blocked|failed|cancelled|superseded) return 0 ;; esac
     sleep "${DEMO_TICK_INTERVAL:-0.3}"
   done
 }
@@ -153,7 +166,38 @@ commit "second release"
 t3="$(open_train)"
 run_train "$t3"
 "$K" status --train "$t3"
+
+say "trains 4 and 5 open together: 5 deploys first, so 4 is superseded (deploys only go forward)"
+printf 'print("hello, four")\n' > "$demo/work/app.py"; commit "fourth release"; t4="$(open_train)"
+printf 'print("hello, five")\n' > "$demo/work/app.py"; commit "fifth release"; t5="$(open_train)"
+run_train "$t5"
+run_train "$t4"
+"$K" status --train "$t4" | grep -E 'superseded' | head -3
+
+say "a freeze: production is frozen; train 6 goes up to its production deploy and waits there"
+"$K" freeze --env production --reason "demo: release review" --until 1h | sed 's/^/  /'
+printf 'print("hello, six")\n' > "$demo/work/app.py"; commit "sixth release"; t6="$(open_train)"
+frozen=no
+for _ in $(seq 300); do
+  "$K" tick --train "$t6" >/dev/null
+  if "$K" status --train "$t6" --json | grep -q '"state": "frozen"'; then frozen=yes; break; fi
+  sleep "${DEMO_TICK_INTERVAL:-0.3}"
+done
+"$K" status --train "$t6" | grep -E 'frozen' | head -2
+"$K" unfreeze --env production | sed 's/^/  /'
+run_train "$t6"
+
+say "a rollback: production goes back to what train $t5 deployed, and stays pinned until unpin"
+"$K" rollback --env production --to "$t5" --reason "demo: train $t6 misbehaves" | sed 's/^/  /'
+"$K" env --env production
+"$K" unpin --env production | sed 's/^/  /'
+rolled="$("$K" env --env production --json | grep -c '"rollback": true' || true)"
 end=$(date +%s.%N)
+
+say "environments"
+"$K" env
+say "what train $t6 brought over train $t5"
+"$K" diff "$t5" "$t6"
 
 say "all trains"
 "$K" status
@@ -173,4 +217,8 @@ g3="$("$K" status --train "$t3" --json | grep -c '"state": "skipped"' || true)"
 printf '\ntrain %s: %s, train %s: %s, train %s: %s (gate skipped: %s); the trains took %.1f s (DEMO_TICK=%s)\n' \
   "$t1" "$s1" "$t2" "$s2" "$t3" "$s3" "$([[ $g3 -ge 1 ]] && echo yes || echo no)" "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')" "${DEMO_TICK:-0}"
 echo "demo files: $demo"
+s4="$(state_of "$t4")"; s6="$(state_of "$t6")"
+printf 'train %s: %s, train %s: %s (frozen on the way: %s), production rolled back: %s\n' \
+  "$t4" "$s4" "$t6" "$s6" "$frozen" "$([[ $rolled -ge 1 ]] && echo yes || echo no)"
 [[ "$s1" == succeeded && "$s2" == succeeded && "$s3" == succeeded && "$g3" -ge 1 ]]
+[[ "$s4" == superseded && "$s6" == succeeded && "$frozen" == yes && "$rolled" -ge 1 ]]

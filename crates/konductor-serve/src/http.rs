@@ -304,16 +304,22 @@ async fn api_train(State(app): State<Arc<App>>, Path(id): Path<String>, uri: Uri
         let (p, archived) = plan_train_any(s, t, None, None, konductor_core::time::now())?;
         let mut r = TrainReport::new(&p);
         r.archived = archived;
-        Ok(r)
+        let changes = konductor_core::ops::diff::brings(
+            s,
+            t,
+            &p.sdd,
+            konductor_core::model::diff::DEFAULT_LIMIT,
+        );
+        let v = konductor_core::ops::diff::WithChanges {
+            report: &r,
+            changes: konductor_core::ops::diff::brings_json(&changes),
+        };
+        Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
     })
     .await
     {
-        // Field order as `status --train N.P --json` prints it.
-        Ok(r) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_string_pretty(&r).unwrap_or_default() + "\n",
-        )
-            .into_response(),
+        // The same JSON as `status --train N.P --json`, fields in their order.
+        Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
         Err(r) => r,
     }
 }

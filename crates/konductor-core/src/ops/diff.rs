@@ -387,3 +387,27 @@ fn previous_train(store: &Store, t: TrainId) -> Result<Option<End>> {
     }
     Ok(None)
 }
+
+/// What a train brings, as `status --train N.P --json` and `/api/trains/{N.P}` show it:
+/// each side without `fetch` (what a fetch cost varies with the server's packing; it is
+/// not a fact of the train).
+pub fn brings_json(b: &Brings) -> serde_json::Value {
+    let mut c = serde_json::to_value(b).unwrap_or_default();
+    for side in ["previous", "production"] {
+        if let Some(o) = c.get_mut(side).and_then(|x| x.as_object_mut()) {
+            o.remove("fetch");
+        }
+    }
+    c
+}
+
+/// A train report followed by what the train brings ([`brings_json`]), its fields in
+/// their order: `status --train N.P --json` and `/api/trains/{N.P}`.
+#[derive(Debug, Serialize)]
+pub struct WithChanges<'a> {
+    /// The report.
+    #[serde(flatten)]
+    pub report: &'a crate::ops::status::TrainReport,
+    /// What the train brings.
+    pub changes: serde_json::Value,
+}

@@ -51,16 +51,9 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
                     konductor_core::ops::diff::brings(&store, t, &p.sdd, DEFAULT_LIMIT)
                 });
                 if args.output.json {
-                    let mut c = serde_json::to_value(&*changes)?;
-                    // What a fetch cost varies with the server's packing: not a train's fact.
-                    for side in ["previous", "production"] {
-                        if let Some(o) = c.get_mut(side).and_then(|x| x.as_object_mut()) {
-                            o.remove("fetch");
-                        }
-                    }
-                    let v = WithChanges {
+                    let v = konductor_core::ops::diff::WithChanges {
                         report: &r,
-                        changes: c,
+                        changes: konductor_core::ops::diff::brings_json(changes),
                     };
                     out!("{}", serde_json::to_string_pretty(&v)?);
                 } else {
@@ -139,12 +132,4 @@ fn brings_text(b: &Brings) -> String {
         line("the train before", &b.previous),
         line("production", &b.production)
     )
-}
-
-/// A train report with what it brings, its fields in their order.
-#[derive(serde::Serialize)]
-struct WithChanges<'a> {
-    #[serde(flatten)]
-    report: &'a TrainReport,
-    changes: serde_json::Value,
 }
