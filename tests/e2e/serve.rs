@@ -426,7 +426,12 @@ fn serve_api_equals_status_json() {
     assert_eq!(code, 400, "{body}");
     let (code, body) = srv.get("/api/environments");
     assert_eq!(code, 200, "{body}");
-    assert!(serde_json::from_str::<Value>(&body).unwrap()["environments"].is_object());
+    let cli: Value = serde_json::from_str(&env.k(&["env", "--json"]).ok()).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["environments"],
+        cli["environments"],
+        "{body}"
+    );
     assert_eq!(srv.get("/healthz"), (200, "ok\n".to_string()));
 }
 
@@ -459,6 +464,11 @@ fn serve_metrics_parse_as_prometheus_text() {
     });
     let (code, text) = srv.get("/metrics");
     assert_eq!(code, 200);
+    assert!(
+        !srv.log().iter().any(|l| l.contains("cannot compute")),
+        "{:#?}",
+        srv.log()
+    );
     let script = r##"
 import sys, json
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om

@@ -364,8 +364,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
                     window_secs: konductor_core::model::metrics::DEFAULT_WINDOW_SECS,
                     now: konductor_core::time::now(),
                 };
+                let name = app.repos[i].cfg.name.clone();
                 with_store(&app, i, "metrics", move |s| {
-                    konductor_core::ops::metrics::metrics(s, &req)
+                    konductor_core::ops::metrics::metrics(s, &req).inspect_err(|e| {
+                        crate::log!("repository `{name}`: cannot compute the tag figures: {e}")
+                    })
                 })
                 .await
                 .ok()

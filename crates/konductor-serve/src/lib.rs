@@ -235,7 +235,6 @@ impl App {
         match status_list(&store, self.cfg.horizon, now) {
             Ok(list) => {
                 self.metrics.git_read(name, "board", t0.elapsed());
-                self.metrics.observe_trains(name, &list.trains);
                 let envs = match konductor_core::ops::env_view(&store, None, None, now) {
                     Ok(v) => v,
                     Err(e) => {
@@ -250,12 +249,16 @@ impl App {
                     .expect("lock")
                     .as_ref()
                     .is_none_or(|s| s.json != json);
-                *repo.snapshot.write().expect("lock") = Some(Arc::new(Snapshot {
+                let snap = Arc::new(Snapshot {
                     list,
                     envs,
                     json,
                     at: now,
-                }));
+                });
+                *repo.snapshot.write().expect("lock") = Some(snap.clone());
+                // Counted once the snapshot (with the environments `/metrics` reads) is in
+                // place.
+                self.metrics.observe_trains(name, &snap.list.trains);
                 repo.reached.store(true, Ordering::SeqCst);
                 if changed {
                     self.version.send_modify(|v| *v += 1);
