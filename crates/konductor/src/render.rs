@@ -167,29 +167,52 @@ pub fn train_table(r: &TrainReport, now: i64, color: bool) -> String {
     out
 }
 
-/// Many trains: one line each, plus where staging and production are.
-pub fn train_list(reports: &[TrainReport], now: i64, color: bool) -> String {
+/// Many trains: one line each, plus where the environments are: from `envs` (the deploy
+/// tags, `konductor env`) when the graphs have environments, else from how far the
+/// trains got.
+pub fn train_list(
+    reports: &[TrainReport],
+    envs: &[konductor_core::ops::env_control::EnvView],
+    now: i64,
+    color: bool,
+) -> String {
     if reports.is_empty() {
         return "no trains".into();
     }
     let mut out = String::new();
-    let staging = reports.iter().find(|r| r.placement != Placement::None);
-    let prod = reports
-        .iter()
-        .find(|r| r.placement == Placement::Production);
-    out.push_str(&format!(
-        "production: {}   staging: {}\n",
-        prod.map_or("-".to_string(), |r| format!(
-            "train {} ({})",
-            r.train,
-            &r.sha[..10.min(r.sha.len())]
-        )),
-        staging.map_or("-".to_string(), |r| format!(
-            "train {} ({})",
-            r.train,
-            &r.sha[..10.min(r.sha.len())]
-        ))
-    ));
+    let short = |r: &TrainReport| format!("train {} ({})", r.train, &r.sha[..10.min(r.sha.len())]);
+    if envs.is_empty() {
+        let staging = reports.iter().find(|r| r.placement != Placement::None);
+        let prod = reports
+            .iter()
+            .find(|r| r.placement == Placement::Production);
+        out.push_str(&format!(
+            "production: {}   staging: {}\n",
+            prod.map_or("-".to_string(), short),
+            staging.map_or("-".to_string(), short)
+        ));
+    } else {
+        let line: Vec<String> = envs
+            .iter()
+            .map(|e| {
+                let there = match &e.current {
+                    Some(c) => {
+                        let sha = reports
+                            .iter()
+                            .find(|r| r.train == c.train)
+                            .map(|r| format!(" ({})", &r.sha[..10.min(r.sha.len())]))
+                            .unwrap_or_default();
+                        let rb = if c.rollback { ", rolled back" } else { "" };
+                        format!("train {}{sha}{rb}", c.train)
+                    }
+                    None => "-".to_string(),
+                };
+                format!("{}: {there}", e.environment)
+            })
+            .collect();
+        out.push_str(&line.join("   "));
+        out.push('\n');
+    }
     let mut rows = vec![vec![
         "TRAIN".to_string(),
         "STATE".into(),
@@ -203,17 +226,25 @@ pub fn train_list(reports: &[TrainReport], now: i64, color: bool) -> String {
     for r in reports {
         let done = r.steps.iter().filter(|s| s.state.is_done()).count();
         let opened = konductor_core::time::parse_rfc3339(&r.opened_at).unwrap_or(now);
+        let here: Vec<&str> = envs
+            .iter()
+            .filter(|e| e.current.as_ref().is_some_and(|c| c.train == r.train))
+            .map(|e| e.environment.as_str())
+            .collect();
         let place = match (r.state, r.placement) {
-            (TrainState::Cancelled, _) => "cancelled",
-            (TrainState::Failed, _) => "failed",
-            (_, Placement::Production) => "on production",
-            (_, Placement::Staging) => "on staging",
-            (_, Placement::None) => "running",
+            (TrainState::Cancelled, _) => "cancelled".to_string(),
+            (TrainState::Failed, _) => "failed".to_string(),
+            (TrainState::Superseded, _) => "superseded".to_string(),
+            _ if !here.is_empty() => format!("on {}", here.join(", ")),
+            _ if !envs.is_empty() => "-".to_string(),
+            (_, Placement::Production) => "on production".to_string(),
+            (_, Placement::Staging) => "on staging".to_string(),
+            (_, Placement::None) => "running".to_string(),
         };
         rows.push(vec![
             r.train.clone(),
             r.state.as_str().to_string(),
-            place.into(),
+            place,
             r.sha[..10.min(r.sha.len())].to_string(),
             age(now - opened),
             format!("{done}/{} steps", r.steps.len()),

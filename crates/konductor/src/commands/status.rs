@@ -79,7 +79,14 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
                     serde_json::to_string_pretty(&serde_json::to_value(&list)?)?
                 );
             } else {
-                out!("{}", render::train_list(&list.trains, now, color));
+                // Where each environment stands comes from its deploy tag (a rollback
+                // included), not from how far each train got.
+                let envs =
+                    konductor_core::ops::env_view(&store, None, None, now).unwrap_or_else(|e| {
+                        eprintln!("konductor: warning: environments: {e}");
+                        Vec::new()
+                    });
+                out!("{}", render::train_list(&list.trains, &envs, now, color));
                 for e in &list.errors {
                     eprintln!("konductor: warning: train {}: {}", e.train, e.error);
                 }
