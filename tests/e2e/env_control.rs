@@ -118,6 +118,15 @@ fn a_freeze_holds_a_deploy_trigger_and_unfreeze_lets_it_go() {
     env.tick(&t);
     assert!(triggered(&env, &t, "deploy_staging"));
     assert!(env_json(&env)["environments"][0]["frozen"].is_null());
+    // The audit log lists both decisions, who made them and why, beside the trains' tags.
+    let log = env.k(&["log"]).ok();
+    let events: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|e| e.ends_with("frozen"))
+        .collect();
+    assert_eq!(events, ["frozen", "unfrozen"], "{log}");
+    assert!(log.contains("reason: release review"), "{log}");
     // Unfreezing an open environment writes nothing.
     assert!(env
         .k(&["unfreeze", "--env", "staging"])

@@ -386,13 +386,28 @@ pub fn log_events_causal(records: &[TagRecord], graphs: &BTreeMap<String, Sdd>) 
                 Ok(Some(Tag::Cancelled(t))) => (t.to_string(), "cancelled".into(), None, None),
                 // A claim of an environment (`env=<env>.<turn>`): the train and the deploy
                 // step its message names.
-                Ok(None) => {
-                    crate::model::env::Claim::parse(&r.name)?;
+                Ok(None) if crate::model::env::Claim::parse(&r.name).is_some() => {
                     let train = message_field(&r.message, "train")?
                         .parse::<crate::model::tag::TrainId>()
                         .ok()?;
                     let step = message_field(&r.message, "step").map(str::to_string);
                     (train.to_string(), "claimed".into(), step, None)
+                }
+                // A freeze, unfreeze, pin or unpin record of an environment
+                // (`env=<env>=<k>`): the train it names (a pin's rollback target), or `-`.
+                Ok(None) => {
+                    crate::model::freeze::RecordName::parse(&r.name)?;
+                    let event = match message_field(&r.message, "action")? {
+                        "freeze" => "frozen",
+                        "unfreeze" => "unfrozen",
+                        "pin" => "pinned",
+                        "unpin" => "unpinned",
+                        _ => return None,
+                    };
+                    let train = message_field(&r.message, "train")
+                        .and_then(|t| t.parse::<crate::model::tag::TrainId>().ok())
+                        .map_or_else(|| "-".to_string(), |t| t.to_string());
+                    (train, event.into(), None, None)
                 }
                 Err(_) => ("?".into(), "malformed".into(), None, None),
             };

@@ -3,6 +3,7 @@ use konductor_core::ops::{discover, refresh_train, train_glob, DEFAULT_HORIZON};
 use std::collections::BTreeMap;
 
 use konductor_core::model::env::Claim;
+use konductor_core::model::freeze::RecordName;
 use konductor_core::report::log_events_causal;
 use konductor_core::sdd::Sdd;
 use konductor_core::store::Store;
@@ -71,7 +72,7 @@ pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {
         }
     }
     let graphs = graphs(&store, &records);
-    records.extend(claims_of(&store, &graphs)?);
+    records.extend(claims_of(&store, &graphs, args.train.is_some())?);
     let events = log_events_causal(&records, &graphs);
     if args.output.json {
         for e in &events {
@@ -106,9 +107,14 @@ pub fn cmd_log(args: LogArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The environment claims (`env=<env>.<turn>`) the listed trains made, for the
-/// environments their graphs declare.
-fn claims_of(store: &Store, graphs: &BTreeMap<String, Sdd>) -> anyhow::Result<Vec<TagRecord>> {
+/// The environment claims (`env=<env>.<turn>`) the listed trains made, and the
+/// environments' freeze and pin records (`env=<env>=<k>`), for the environments their
+/// graphs declare.
+fn claims_of(
+    store: &Store,
+    graphs: &BTreeMap<String, Sdd>,
+    only_train: bool,
+) -> anyhow::Result<Vec<TagRecord>> {
     let envs: std::collections::BTreeSet<&str> = graphs
         .values()
         .flat_map(|g| g.environments().into_iter().map(|(e, _)| e))
@@ -116,13 +122,23 @@ fn claims_of(store: &Store, graphs: &BTreeMap<String, Sdd>) -> anyhow::Result<Ve
     if envs.is_empty() {
         return Ok(Vec::new());
     }
-    let globs: Vec<String> = envs.iter().map(|e| Claim::glob(e)).collect();
-    store.refresh(&globs)?;
+    let claims: Vec<String> = envs.iter().map(|e| Claim::glob(e)).collect();
+    let records: Vec<String> = envs.iter().map(|e| RecordName::glob(e)).collect();
+    store.refresh(&[claims.clone(), records.clone()].concat())?;
     let mut out = Vec::new();
-    for g in &globs {
+    for g in &claims {
         out.extend(store.tag_records(g)?.into_iter().filter(|r| {
             Claim::parse(&r.name).is_some()
                 && message_field(&r.message, "train").is_some_and(|t| graphs.contains_key(t))
+        }));
+    }
+    // Freezes and pins: with `--train`, those naming the train (a rollback to it); else
+    // every one.
+    for g in &records {
+        out.extend(store.tag_records(g)?.into_iter().filter(|r| {
+            RecordName::parse(&r.name).is_some()
+                && (!only_train
+                    || message_field(&r.message, "train").is_some_and(|t| graphs.contains_key(t)))
         }));
     }
     Ok(out)
