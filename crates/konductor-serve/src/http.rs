@@ -95,8 +95,9 @@ fn one(app: &App, uri: &Uri) -> Result<usize, Response> {
     ))
 }
 
-/// The board's sections for the repositories `sel`, from their latest snapshots.
-fn fragment(app: &App, sel: &[usize]) -> (String, i64) {
+/// Render the repositories `sel` from their latest snapshots with `f` (given the boards
+/// and the time of the newest snapshot).
+fn with_boards<R>(app: &App, sel: &[usize], f: impl FnOnce(&[RepoBoard<'_>], i64) -> R) -> R {
     let snaps: Vec<_> = sel
         .iter()
         .map(|&i| app.repos[i].snapshot.read().expect("lock").clone())
@@ -117,7 +118,14 @@ fn fragment(app: &App, sel: &[usize]) -> (String, i64) {
             envs: s.as_ref().map_or(&[][..], |s| &s.envs[..]),
         })
         .collect();
-    (konductor_web::render_live_fragment(&boards, at), at)
+    f(&boards, at)
+}
+
+/// The board's sections for the repositories `sel`, from their latest snapshots.
+fn fragment(app: &App, sel: &[usize]) -> (String, i64) {
+    with_boards(app, sel, |boards, at| {
+        (konductor_web::render_live_fragment(boards, at), at)
+    })
 }
 
 fn events_path(uri: &Uri) -> String {
@@ -136,27 +144,9 @@ async fn board(State(app): State<Arc<App>>, uri: Uri) -> Response {
         Err(r) => return r,
     };
     let version = *app.version.borrow();
-    let snaps: Vec<_> = sel
-        .iter()
-        .map(|&i| app.repos[i].snapshot.read().expect("lock").clone())
-        .collect();
-    let at = snaps
-        .iter()
-        .flatten()
-        .map(|s| s.at)
-        .max()
-        .unwrap_or_else(konductor_core::time::now);
-    let boards: Vec<RepoBoard<'_>> = sel
-        .iter()
-        .zip(&snaps)
-        .map(|(&i, s)| RepoBoard {
-            name: &app.repos[i].cfg.name,
-            remote: &app.repos[i].cfg.remote.url,
-            trains: s.as_ref().map_or(&[][..], |s| &s.list.trains[..]),
-            envs: s.as_ref().map_or(&[][..], |s| &s.envs[..]),
-        })
-        .collect();
-    let page = konductor_web::render_live_page(&boards, at, version, &events_path(&uri));
+    let page = with_boards(&app, &sel, |boards, at| {
+        konductor_web::render_live_page(boards, at, version, &events_path(&uri))
+    });
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

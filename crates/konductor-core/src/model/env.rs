@@ -75,6 +75,22 @@ pub fn deploy_tag_problem(tag: &str) -> Option<&'static str> {
     }
 }
 
+/// The number `k` of an environment's tag (a claim `env=<env>.<k>` or a record
+/// `env=<env>=<k>`), when `env` is an environment name and `k` a number from 1 to
+/// [`MAX_CLAIM`] written without leading zeros.
+pub fn env_number(env: &str, k: &str) -> Option<u32> {
+    if env_name_problem(env).is_some()
+        || k.is_empty()
+        || k.len() > 9
+        || !k.bytes().all(|b| b.is_ascii_digit())
+        || k.starts_with('0')
+    {
+        return None;
+    }
+    let n: u32 = k.parse().ok()?;
+    (n <= MAX_CLAIM).then_some(n)
+}
+
 /// A claim tag: `env=<environment>.<k>`, turn `k` (from 1) of the environment.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Claim {
@@ -96,18 +112,9 @@ impl Claim {
         let name = name.strip_prefix("refs/tags/").unwrap_or(name);
         let rest = name.strip_prefix(CLAIM_PREFIX)?;
         let (env, k) = rest.rsplit_once('.')?;
-        if env_name_problem(env).is_some()
-            || k.is_empty()
-            || k.len() > 9
-            || !k.bytes().all(|b| b.is_ascii_digit())
-            || k.starts_with('0')
-        {
-            return None;
-        }
-        let turn: u32 = k.parse().ok()?;
-        (turn <= MAX_CLAIM).then(|| Claim {
+        Some(Claim {
             env: env.to_string(),
-            turn,
+            turn: env_number(env, k)?,
         })
     }
 

@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::env::{env_name_problem, CLAIM_PREFIX, MAX_CLAIM};
+use crate::model::env::CLAIM_PREFIX;
 use crate::model::tag::TrainId;
 use crate::model::time::{clamp, rfc3339};
 
@@ -215,18 +215,9 @@ impl RecordName {
     pub fn parse(name: &str) -> Option<RecordName> {
         let name = name.strip_prefix("refs/tags/").unwrap_or(name);
         let (env, k) = name.strip_prefix(CLAIM_PREFIX)?.split_once('=')?;
-        if env_name_problem(env).is_some()
-            || k.is_empty()
-            || k.len() > 9
-            || !k.bytes().all(|b| b.is_ascii_digit())
-            || k.starts_with('0')
-        {
-            return None;
-        }
-        let seq: u32 = k.parse().ok()?;
-        (seq <= MAX_CLAIM).then(|| RecordName {
+        Some(RecordName {
             env: env.to_string(),
-            seq,
+            seq: crate::model::env::env_number(env, k)?,
         })
     }
 

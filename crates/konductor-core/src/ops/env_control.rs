@@ -205,27 +205,9 @@ pub fn unfreeze(
     sdd: Option<&Sdd>,
     now: i64,
 ) -> Result<Option<String>> {
-    if let Some(r) = reason {
-        check_reason(r)?;
-    }
-    let trains = followed(store, sdd)?;
-    resolve(&declared(store, &trains, sdd), env)?;
-    let c = refresh_controls(store, env)?;
-    if c.freeze_at(now).is_none() {
-        return Ok(None);
-    }
-    write_record(
-        store,
-        env,
-        Action::Unfreeze,
-        reason.unwrap_or("(none given)"),
-        None,
-        None,
-        None,
-        by,
-        now,
-    )
-    .map(Some)
+    lift(store, env, reason, by, sdd, now, Action::Unfreeze, |c| {
+        c.freeze_at(now).is_some()
+    })
 }
 
 /// `konductor unpin`: let deploys go to `env` again after a rollback. `None` when it
@@ -238,19 +220,37 @@ pub fn unpin(
     sdd: Option<&Sdd>,
     now: i64,
 ) -> Result<Option<String>> {
+    lift(store, env, reason, by, sdd, now, Action::Unpin, |c| {
+        c.pinned.is_some()
+    })
+}
+
+/// Write the record `action` (an unfreeze or an unpin) when `held` says the environment's
+/// controls hold what it lifts; `None` (nothing written) otherwise.
+#[allow(clippy::too_many_arguments)]
+fn lift(
+    store: &Store,
+    env: &str,
+    reason: Option<&str>,
+    by: &Identity,
+    sdd: Option<&Sdd>,
+    now: i64,
+    action: Action,
+    held: impl Fn(&Controls) -> bool,
+) -> Result<Option<String>> {
     if let Some(r) = reason {
         check_reason(r)?;
     }
     let trains = followed(store, sdd)?;
     resolve(&declared(store, &trains, sdd), env)?;
     let c = refresh_controls(store, env)?;
-    if c.pinned.is_none() {
+    if !held(&c) {
         return Ok(None);
     }
     write_record(
         store,
         env,
-        Action::Unpin,
+        action,
         reason.unwrap_or("(none given)"),
         None,
         None,

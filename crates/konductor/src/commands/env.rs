@@ -81,6 +81,17 @@ pub fn cmd_freeze(args: FreezeArgs) -> anyhow::Result<i32> {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  konductor unfreeze --env production")]
 pub struct UnfreezeArgs {
+    #[command(flatten)]
+    pub lift: LiftArgs,
+}
+
+pub fn cmd_unfreeze(args: UnfreezeArgs) -> anyhow::Result<i32> {
+    lift(args.lift, unfreeze, "unfrozen", "not frozen")
+}
+
+/// What `unfreeze` and `unpin` take: the environment, why, who.
+#[derive(Debug, Args)]
+pub struct LiftArgs {
     /// The environment
     #[arg(long, value_name = "ENV")]
     pub env: String,
@@ -97,12 +108,23 @@ pub struct UnfreezeArgs {
     pub remote: konductor_cli::RemoteArgs,
 }
 
-pub fn cmd_unfreeze(args: UnfreezeArgs) -> anyhow::Result<i32> {
+/// The signature of `unfreeze` and `unpin`.
+type LiftFn = fn(
+    &konductor_core::store::Store,
+    &str,
+    Option<&str>,
+    &Identity,
+    Option<&konductor_core::sdd::Sdd>,
+    i64,
+) -> konductor_core::error::Result<Option<String>>;
+
+/// Lift a freeze or a pin: write the record, or say there was none.
+fn lift(args: LiftArgs, op: LiftFn, done: &str, none: &str) -> anyhow::Result<i32> {
     let sdd = super::load_sdd_opt(args.sdd.as_ref())?;
     let store = args.remote.open()?;
     let by = identity(args.by.as_deref());
     let now = konductor_core::time::now();
-    match unfreeze(
+    match op(
         &store,
         &args.env,
         args.reason.as_deref(),
@@ -110,8 +132,8 @@ pub fn cmd_unfreeze(args: UnfreezeArgs) -> anyhow::Result<i32> {
         sdd.as_ref(),
         now,
     )? {
-        Some(rec) => out!("{}: unfrozen by {by} ({rec})", args.env),
-        None => out!("{}: not frozen", args.env),
+        Some(rec) => out!("{}: {done} by {by} ({rec})", args.env),
+        None => out!("{}: {none}", args.env),
     }
     Ok(0)
 }
@@ -182,39 +204,12 @@ pub fn cmd_rollback(args: RollbackArgs) -> anyhow::Result<i32> {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  konductor unpin --env production")]
 pub struct UnpinArgs {
-    /// The environment
-    #[arg(long, value_name = "ENV")]
-    pub env: String,
-    /// Why (recorded)
-    #[arg(long, value_name = "TEXT")]
-    pub reason: Option<String>,
-    /// Who: `Name <email>` or an email (defaults to $KONDUCTOR_IDENTITY, then git's user)
-    #[arg(long, value_name = "IDENTITY")]
-    pub by: Option<String>,
-    /// Read the environments from this graph instead of the trains' graphs
-    #[arg(long, value_name = "FILE")]
-    pub sdd: Option<PathBuf>,
     #[command(flatten)]
-    pub remote: konductor_cli::RemoteArgs,
+    pub lift: LiftArgs,
 }
 
 pub fn cmd_unpin(args: UnpinArgs) -> anyhow::Result<i32> {
-    let sdd = super::load_sdd_opt(args.sdd.as_ref())?;
-    let store = args.remote.open()?;
-    let by = identity(args.by.as_deref());
-    let now = konductor_core::time::now();
-    match unpin(
-        &store,
-        &args.env,
-        args.reason.as_deref(),
-        &by,
-        sdd.as_ref(),
-        now,
-    )? {
-        Some(rec) => out!("{}: unpinned by {by} ({rec})", args.env),
-        None => out!("{}: not pinned", args.env),
-    }
-    Ok(0)
+    lift(args.lift, unpin, "unpinned", "not pinned")
 }
 
 /// Show environments: the train there, the one deploying, those waiting, freezes,
