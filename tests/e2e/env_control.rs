@@ -283,6 +283,24 @@ fn a_rollback_publishes_the_old_tree_on_top_and_pins_until_unpin() {
     assert_eq!(st["pinned"]["published"], true);
     assert_eq!(st["deploys"][0]["rollback"], true);
     assert_eq!(st["deploys"][1]["train"], "2.0");
+    // A CI re-run of 2.0's deploy job cannot undo the rollback while pinned (2.0 is newer
+    // than the 1.0 the tag holds now, so only the pin stops it): exit 2, nothing moved.
+    let rollback_head = git(&env, &["rev-parse", "staging-k8s^{commit}"]);
+    let dir = env.root.path().join("manifests-2.0");
+    let trig = format!("release={t2}=deploy_staging.1");
+    let out = env.l(&publish_args(&dir, "staging-k8s", &trig));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("`staging` is pinned to 1.0 by Test Runner")
+            && out.stderr.contains("nothing was published"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        git(&env, &["rev-parse", "staging-k8s^{commit}"]),
+        rollback_head
+    );
     // A later train waits for the unpin.
     let t3 = env.start();
     drive(&env, &t3, &[]);

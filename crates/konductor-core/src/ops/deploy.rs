@@ -133,6 +133,22 @@ pub fn publish_manifests(
         }
     };
     let tag = tag.as_str();
+    // A pinned environment (after `konductor rollback`) takes no deploy until `unpin`, not
+    // even a CI re-run of a deploy job: the forward check below would let a newer train
+    // undo the rollback. (A freeze lets deploys in flight finish, so it is not checked.)
+    if let Some(env) = read_graph()
+        .ok()
+        .and_then(|g| g.step(&trig.step).and_then(|s| s.environment.clone()))
+    {
+        let controls = super::env_control::refresh_controls(store, &env)?;
+        if let Some(p) = &controls.pinned {
+            let to = p.train.map(|t| format!(" to {t}")).unwrap_or_default();
+            return Err(Error::input(format!(
+                "`{env}` is pinned{to} by {} ({}); no deploy goes there until `konductor unpin --env {env}`: nothing was published and `{tag}` was not moved",
+                p.by, p.reason
+            )));
+        }
+    }
     let refname = format!("refs/tags/{tag}");
     let previous = if store.fetch_ref(&refname)? {
         store.ref_target(&refname)

@@ -108,7 +108,7 @@ pub fn read_controls(store: &Store, env: &str) -> Result<Controls> {
     Ok(Controls::fold(records, seqs))
 }
 
-fn refresh_controls(store: &Store, env: &str) -> Result<Controls> {
+pub(crate) fn refresh_controls(store: &Store, env: &str) -> Result<Controls> {
     store.refresh(&[RecordName::glob(env)])?;
     read_controls(store, env)
 }
