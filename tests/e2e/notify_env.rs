@@ -1,0 +1,140 @@
+//! The environment events of notifications against real git servers and real HTTP
+//! receivers on loopback: `env.rolled_back` and `env.frozen` from what `konductor
+//! rollback` and `konductor freeze` record, a GitHub deployment for a rollback, and a
+//! comment on each pull request that reaches production.
+
+use crate::env_control::{deploy, SDD};
+use crate::harness::Env;
+use crate::notify::{ids, tick_notify, validate_against_schema};
+use crate::support::github_api::FakeGitHubRest;
+use crate::support::receiver::{Receiver, Request};
+use crate::support::servers::Kind;
+
+const TOKEN: &str = "ghs_envNotifyTOKEN0123456789";
+
+fn gh_vars(api: &FakeGitHubRest) -> Vec<(&'static str, String)> {
+    vec![
+        ("KONDUCTOR_GITHUB_API", api.base.clone()),
+        ("KONDUCTOR_GITHUB_REPO", "acme/app".to_string()),
+        ("KONDUCTOR_GITHUB_TOKEN", TOKEN.to_string()),
+    ]
+}
+
+#[test]
+fn a_rollback_and_a_freeze_are_each_announced_once() {
+    let env = Env::new(Kind::Daemon, SDD);
+    let t1 = env.start();
+    deploy(&env, &t1, 1);
+    let t2 = env.start();
+    deploy(&env, &t2, 2);
+    env.k(&[
+        "rollback",
+        "--env",
+        "staging",
+        "--to",
+        &t1,
+        "--reason",
+        "2.0 leaks memory",
+    ])
+    .ok();
+    env.k(&[
+        "freeze",
+        "--env",
+        "staging",
+        "--reason",
+        "incident 7",
+        "--until",
+        "2h",
+    ])
+    .ok();
+    let rollback = env
+        .server
+        .git(&["rev-parse", "staging-k8s^{commit}"])
+        .trim()
+        .to_string();
+    let rx = Receiver::start();
+    let hook = format!("webhook+{}", rx.url("/hooks"));
+    let api = FakeGitHubRest::start("acme/app", TOKEN);
+    let vars = gh_vars(&api);
+    let extra: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Only the newest train is followed: the rollback's train (1.0) is found through the
+    // deploy tag, and its markers go on its commit.
+    let out = tick_notify(&env, &t2, &[&hook, "github"], &extra);
+    let stdout = out.ok();
+    let rolled = format!("{t1}=env.rolled_back=staging.{}", &rollback[..10]);
+    // The freeze is the second record (the rollback's pin is the first); the train that
+    // ran when it was made is 1.0, the rollback's.
+    let frozen = format!("{t1}=env.frozen=staging.2");
+    assert!(
+        stdout.contains(&format!("notify: {rolled} → webhook-")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("notify: {frozen} → webhook-")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("notify: {rolled} → github: sent")),
+        "{stdout}"
+    );
+    // Again, and again with another tick following both trains: nothing new.
+    let again = tick_notify(&env, &t2, &[&hook, "github"], &extra).ok();
+    assert!(!again.contains("env.rolled_back"), "{again}");
+    assert!(!again.contains("env.frozen"), "{again}");
+    let again = tick_notify(&env, &t1, &[&hook, "github"], &extra).ok();
+    assert!(!again.contains("env.rolled_back"), "{again}");
+
+    let reqs = rx.taken();
+    let counts = ids(&reqs);
+    assert_eq!(counts.get(&rolled), Some(&1), "{counts:?}");
+    assert_eq!(counts.get(&frozen), Some(&1), "{counts:?}");
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    let by_id = |id: &str| {
+        reqs.iter()
+            .map(Request::json)
+            .find(|j| j["id"] == id)
+            .unwrap()
+    };
+    let r = by_id(&rolled);
+    assert_eq!(r["event"], "env.rolled_back");
+    assert_eq!(r["train"], t1.as_str());
+    assert_eq!(r["environment"], "staging");
+    assert_eq!(r["step"], "deploy_staging");
+    assert_eq!(r["commit"], env.sha.as_str());
+    assert_eq!(r["by"], "Test Runner <runner@example.com>");
+    assert_eq!(r["reason"], "2.0 leaks memory");
+    let f = by_id(&frozen);
+    assert_eq!(f["event"], "env.frozen");
+    assert_eq!(f["environment"], "staging");
+    assert_eq!(f["by"], "Test Runner <runner@example.com>");
+    assert_eq!(f["reason"], "incident 7");
+    assert!(f["until"].as_str().is_some_and(|u| u.ends_with('Z')), "{f}");
+    assert!(f["message"]
+        .as_str()
+        .unwrap()
+        .contains("konductor unfreeze --env staging"));
+    validate_against_schema(&reqs.iter().map(Request::json).collect::<Vec<_>>());
+
+    // GitHub: a deployment of the train rolled back to, at once successful, so that
+    // GitHub marks the earlier ones inactive.
+    let calls = api.calls();
+    assert!(calls.iter().all(|c| c.2 == "ok"), "{calls:?}");
+    let rb: Vec<_> = calls
+        .iter()
+        .filter(|c| c.1["auto_inactive"] == true)
+        .collect();
+    assert_eq!(rb.len(), 1, "{calls:?}");
+    assert_eq!(rb[0].1["state"], "success");
+    assert_eq!(rb[0].1["environment"], "staging");
+    assert!(rb[0].1["description"]
+        .as_str()
+        .unwrap()
+        .contains("rolled back to train 1.0"));
+    // Its markers are train 1.0's, so gc collects them with it.
+    let tags = env.server.tags();
+    assert!(
+        tags.iter()
+            .any(|t| t.starts_with(&format!("notify={rolled}=github.1=sent"))),
+        "{tags:?}"
+    );
+}
