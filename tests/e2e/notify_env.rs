@@ -138,3 +138,126 @@ fn a_rollback_and_a_freeze_are_each_announced_once() {
         "{tags:?}"
     );
 }
+
+/// Three commits on main: a squash merge (#5), a GitHub merge (#6), a GitLab merge
+/// request (not GitHub's: no comment). Returns the tip.
+fn pull_requests(env: &Env) -> String {
+    use crate::diff::{commit_header, data, fast_import, head};
+    let mut s = commit_header(
+        "refs/heads/main",
+        "Fix login (#5)",
+        1_700_000_100,
+        Some("refs/heads/main^0"),
+    );
+    s.push_str(&format!("M 100644 inline login.txt\n{}\n", data("fixed\n")));
+    s.push_str(
+        &commit_header(
+            "refs/heads/feat",
+            "Faster search",
+            1_700_000_200,
+            Some("refs/heads/main"),
+        )
+        .replacen('\n', "\nmark :2\n", 1),
+    );
+    s.push_str(&format!("M 100644 inline search.txt\n{}\n", data("fast\n")));
+    s.push_str(&commit_header(
+        "refs/heads/main",
+        "Merge pull request #6 from acme/search\n\nFaster search",
+        1_700_000_300,
+        None,
+    ));
+    s.push_str(&format!(
+        "merge :2\nM 100644 inline search.txt\n{}\n",
+        data("fast\n")
+    ));
+    s.push_str(&commit_header(
+        "refs/heads/main",
+        "Merge branch 'notes' into 'main'\n\nNotes\n\nSee merge request acme/app!7",
+        1_700_000_400,
+        None,
+    ));
+    s.push_str(&format!("M 100644 inline notes.txt\n{}\n", data("n\n")));
+    fast_import(env, &s);
+    head(env)
+}
+
+fn comments(api: &FakeGitHubRest) -> Vec<(String, String)> {
+    api.calls()
+        .into_iter()
+        .filter(|c| c.0.ends_with("/comments"))
+        .map(|c| (c.0, c.1["body"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+#[test]
+fn each_pull_request_that_reaches_production_gets_one_comment() {
+    use crate::diff::{train_on, DIFF_SDD};
+    let env = Env::new(Kind::Daemon, DIFF_SDD);
+    let api = FakeGitHubRest::start("acme/app", TOKEN);
+    let vars = gh_vars(&api);
+    let extra: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let t1 = train_on(
+        &env,
+        &env.sha,
+        &[
+            ("deploy_prod", "k8s-production"),
+            ("deploy_staging", "staging-k8s"),
+        ],
+    );
+    // The first deploy to production: nothing to compare with, no comment.
+    tick_notify(&env, &t1, &["github"], &extra).ok();
+    assert_eq!(comments(&api), vec![]);
+    let tip = pull_requests(&env);
+    // Staging is not production: its deploy brings no comment.
+    let t2 = train_on(&env, &tip, &[("deploy_staging", "staging-k8s")]);
+    tick_notify(&env, &t2, &["github"], &extra).ok();
+    assert_eq!(comments(&api), vec![]);
+    env.report(&format!("release={t2}=deploy_prod.1"), "started")
+        .ok();
+    let dir = env.root.path().join("manifests-prod");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("app.yaml"), "train: 2\n").unwrap();
+    env.l(&crate::harness::publish_args(
+        &dir,
+        "k8s-production",
+        &format!("release={t2}=deploy_prod.1"),
+    ))
+    .ok();
+    env.report(&format!("release={t2}=deploy_prod.1"), "success")
+        .ok();
+    // Two racing ticks, then one more: each pull request is commented on once.
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| tick_notify(&env, &t2, &["github"], &extra).ok());
+        }
+    });
+    let out = tick_notify(&env, &t2, &["github"], &extra).ok();
+    assert!(!out.contains("pr.commented"), "{out}");
+    let mut got = comments(&api);
+    got.sort();
+    let paths: Vec<&str> = got.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "POST /repos/acme/app/issues/5/comments",
+            "POST /repos/acme/app/issues/6/comments"
+        ],
+        "{got:?}"
+    );
+    for (_, body) in &got {
+        assert!(
+            body.contains(&format!("Deployed to `production` in train {t2}"))
+                && body.contains(&format!("previous deploy: train {t1}")),
+            "{body}"
+        );
+    }
+    assert!(api.calls().iter().all(|c| c.2 == "ok"), "{:?}", api.calls());
+    let tags = env.server.tags();
+    for n in [5, 6] {
+        assert!(
+            tags.iter()
+                .any(|t| t == &format!("notify={t2}=pr.commented={n}=github.1=sent")),
+            "{tags:?}"
+        );
+    }
+}
