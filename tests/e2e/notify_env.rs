@@ -261,3 +261,53 @@ fn each_pull_request_that_reaches_production_gets_one_comment() {
         );
     }
 }
+
+#[test]
+fn two_serve_replicas_notify_each_event_once() {
+    use crate::serve::Serve;
+    const GATE_SDD: &str =
+        "a: []\ngate: {needs: [a], manual: true}\ndone: {needs: [gate], virtual: true}\n";
+    let env = Env::new(Kind::Daemon, GATE_SDD);
+    let t = env.start();
+    env.tick(&t);
+    env.report(&format!("release={t}=a.1"), "success").ok();
+    let rx = Receiver::start();
+    let hook = format!("webhook+{}", rx.url("/hooks"));
+    let remote = format!("app={}", env.server.url);
+    // Each replica has its own cache, as on two machines; their first round ticks every
+    // running train at once, and the gate starts waiting.
+    let replicas: Vec<Serve> = (0..2)
+        .map(|i| {
+            let cache = env.root.path().join(format!("replica-{i}"));
+            Serve::start_with(
+                &env,
+                std::slice::from_ref(&remote),
+                &["--notify", &hook],
+                &[
+                    ("KONDUCTOR_NOTIFY_SECRET", crate::notify::SECRET),
+                    ("KONDUCTOR_CACHE_DIR", cache.to_str().unwrap()),
+                ],
+            )
+        })
+        .collect();
+    for s in &replicas {
+        s.wait_until("a round of ticks", || {
+            s.log()
+                .iter()
+                .any(|l| l.contains("every running train (interval)"))
+        });
+    }
+    let id = format!("{t}=gate.waiting=gate");
+    let counts = ids(&rx.taken());
+    assert_eq!(counts.get(&id), Some(&1), "{counts:?}");
+    let logs: Vec<String> = replicas.iter().flat_map(|s| s.log()).collect();
+    let sent: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.contains("notify `app`") && l.contains(&id) && l.ends_with(": sent"))
+        .collect();
+    assert_eq!(sent.len(), 1, "{logs:#?}");
+    assert!(
+        logs.iter().all(|l| !l.contains(crate::notify::SECRET)),
+        "{logs:#?}"
+    );
+}
