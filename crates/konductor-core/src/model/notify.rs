@@ -693,6 +693,21 @@ mod tests {
     }
 
     #[test]
+    fn pull_request_comments_and_rollbacks_go_to_github_only_as_designed() {
+        let mut e = event("m");
+        let hook = TargetSpec::Webhook("https://example.com/h".into());
+        for (kind, to_hook, to_github) in [
+            (EventKind::PrCommented, false, true),
+            (EventKind::EnvRolledBack, true, true),
+            (EventKind::EnvFrozen, true, false),
+        ] {
+            e.event = kind;
+            assert_eq!(accepts(&hook, &e), to_hook, "{kind:?}");
+            assert_eq!(accepts(&TargetSpec::GitHub, &e), to_github, "{kind:?}");
+        }
+    }
+
+    #[test]
     fn a_waiting_gate_carries_its_unblock_command_to_slack() {
         let m = slack_message(&event("train 1.0: gate `gate` waits"));
         let text = m.to_string();

@@ -1095,7 +1095,7 @@ fn deliver_train(
             Err(e) => return Err(e),
         }
         let deployment = deployment_of(&records, ev, &tg.id);
-        let (suffix, body) = match send(&agent, tg, ev, deployment.as_deref()) {
+        let (suffix, body) = match send(agent, tg, ev, deployment.as_deref()) {
             Ok(note) => {
                 d.outcome = "sent".into();
                 let extra = note
