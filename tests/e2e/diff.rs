@@ -9,7 +9,7 @@ use crate::support::servers::{git_stdin, Kind};
 
 /// Staging and production deploy at once (no needs), so a test can place any train on
 /// either with one tick and `publish-manifests`. `flavors.yaml` gates a rebuild.
-const DIFF_SDD: &str = "\
+pub(crate) const DIFF_SDD: &str = "\
 build: []
 rebuild: {needs: [build], if_changed: [flavors.yaml]}
 deploy_staging: {needs: [], environment: staging, deploy_tag: staging-k8s}
@@ -17,12 +17,12 @@ deploy_prod: {needs: [], environment: production, deploy_tag: k8s-production}
 done: {needs: [build, rebuild, deploy_staging, deploy_prod], virtual: true}
 ";
 
-fn data(s: &str) -> String {
+pub(crate) fn data(s: &str) -> String {
     format!("data {}\n{s}\n", s.len())
 }
 
 /// Run a `git fast-import` script in the server's repository; the marks it exported.
-fn fast_import(env: &Env, script: &str) {
+pub(crate) fn fast_import(env: &Env, script: &str) {
     git_stdin(
         &env.server.bare,
         &["fast-import", "--quiet", "--date-format=raw"],
@@ -30,14 +30,14 @@ fn fast_import(env: &Env, script: &str) {
     );
 }
 
-fn head(env: &Env) -> String {
+pub(crate) fn head(env: &Env) -> String {
     env.server
         .git(&["rev-parse", "refs/heads/main"])
         .trim()
         .to_string()
 }
 
-fn commit_header(branch: &str, msg: &str, t: u64, from: Option<&str>) -> String {
+pub(crate) fn commit_header(branch: &str, msg: &str, t: u64, from: Option<&str>) -> String {
     let mut s = format!(
         "commit {branch}\nauthor Ann Dev <ann@example.com> {t} +0000\ncommitter Ann Dev <ann@example.com> {t} +0000\n{}",
         data(msg)
@@ -105,7 +105,7 @@ fn feature_history(env: &Env) -> String {
 }
 
 /// Start a train on `sha`, tick it once and publish its deploy to `envs` (step, tag).
-fn train_on(env: &Env, sha: &str, envs: &[(&str, &str)]) -> String {
+pub(crate) fn train_on(env: &Env, sha: &str, envs: &[(&str, &str)]) -> String {
     let t = env.k(&["start", "--sha", sha]).ok().trim().to_string();
     env.tick(&t);
     let dir = env.root.path().join(format!("manifests-{t}"));

@@ -9,7 +9,7 @@ use crate::harness::{publish_args, step_of, Env};
 use crate::signing::keygen;
 use crate::support::servers::Kind;
 
-const SDD: &str = "\
+pub(crate) const SDD: &str = "\
 build: []
 deploy_staging: {needs: [build], environment: staging, deploy_tag: staging-k8s}
 verify_staging: [deploy_staging]
@@ -17,7 +17,7 @@ done: {needs: [verify_staging], virtual: true}
 ";
 
 /// Tick `train` and let the CI succeed every new trigger except those of `hold` steps.
-fn drive(env: &Env, train: &str, hold: &[&str]) {
+pub(crate) fn drive(env: &Env, train: &str, hold: &[&str]) {
     for _ in 0..8 {
         env.tick(train);
         let mut moved = false;
@@ -224,7 +224,7 @@ fn a_scheduled_freeze_window_holds_deploys_inside_it() {
 }
 
 /// Deploy `train`'s staging step with real manifests (`replicas: n`).
-fn deploy(env: &Env, train: &str, n: u32) {
+pub(crate) fn deploy(env: &Env, train: &str, n: u32) {
     drive(env, train, &["deploy_staging", "verify_staging"]);
     let trig = format!("release={train}=deploy_staging.1");
     env.report(&trig, "started").ok();

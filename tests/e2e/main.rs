@@ -29,6 +29,7 @@ mod lifecycle;
 mod metrics;
 mod newcomer;
 mod notify;
+mod notify_env;
 mod race;
 mod rerun;
 mod serve;

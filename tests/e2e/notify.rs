@@ -20,10 +20,10 @@ gate: {needs: [a], manual: true}
 done: {needs: [b, gate], virtual: true}
 ";
 
-const SECRET: &str = "hmac-key-s3cr3t-0451";
+pub(crate) const SECRET: &str = "hmac-key-s3cr3t-0451";
 
 /// `konductor tick --train T` with these notify specs and the webhook secret.
-fn tick_notify(env: &Env, train: &str, specs: &[&str], extra: &[(&str, &str)]) -> Out {
+pub(crate) fn tick_notify(env: &Env, train: &str, specs: &[&str], extra: &[(&str, &str)]) -> Out {
     let mut c = env.cmd("konductor");
     c.env("KONDUCTOR_NOTIFY_SECRET", SECRET)
         .args(["tick", "--train", train]);
@@ -57,7 +57,7 @@ fn openssl_hmac(key: &str, body: &[u8]) -> String {
 
 /// Validate payloads against `integrations/schemas/notification.schema.json` with
 /// Python's `jsonschema` (the test virtualenv's, else the system's).
-fn validate_against_schema(payloads: &[serde_json::Value]) {
+pub(crate) fn validate_against_schema(payloads: &[serde_json::Value]) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let schema = root.join("integrations/schemas/notification.schema.json");
     let venv = root.join("target/test-venv/bin/python");
@@ -90,7 +90,7 @@ fn validate_against_schema(payloads: &[serde_json::Value]) {
     );
 }
 
-fn ids(reqs: &[Request]) -> BTreeMap<String, usize> {
+pub(crate) fn ids(reqs: &[Request]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for r in reqs {
         *m.entry(r.json()["id"].as_str().unwrap_or("?").to_string())

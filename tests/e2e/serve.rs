@@ -40,6 +40,16 @@ impl Serve {
     /// Start `konductor serve` for `remotes` (`NAME=URL`), with a one-hour safety tick so
     /// that only webhooks tick, and wait until it is ready.
     pub fn start(env: &Env, remotes: &[String], extra: &[&str]) -> Serve {
+        Serve::start_with(env, remotes, extra, &[])
+    }
+
+    /// [`Serve::start`] with these environment variables too.
+    pub fn start_with(
+        env: &Env,
+        remotes: &[String],
+        extra: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Serve {
         let mut cmd = env.cmd("konductor");
         cmd.env(
             "KONDUCTOR_CACHE_DIR",
@@ -58,6 +68,9 @@ impl Serve {
         .args(extra);
         for r in remotes {
             cmd.args(["--remote", r]);
+        }
+        for (k, v) in vars {
+            cmd.env(k, v);
         }
         let mut child = cmd
             .stdin(Stdio::null())

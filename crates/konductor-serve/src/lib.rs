@@ -6,7 +6,10 @@
 //!   tag marks the train dirty and wakes its repository's worker, which ticks it;
 //! - a safety-net tick of every running train every `tick_every`;
 //! - `GET /api/trains`, `/api/trains/{N.P}`, `/api/environments`: `status --json`'s values;
-//! - `GET /metrics` ([`metrics`]), `/healthz`, `/readyz`.
+//! - `GET /metrics` ([`metrics`]), `/healthz`, `/readyz`;
+//! - with `--notify`, after each tick the events of the trains it followed are delivered
+//!   as `konductor tick --notify` does: once per event and target, whatever the number of
+//!   replicas and cron ticks (the marker tags decide).
 //!
 //! All state is in the remotes' tags. Each repository has one worker task; its git work
 //! (tick, then a fresh read for the board) runs on a blocking thread, since git2 is
@@ -44,6 +47,8 @@ pub struct RepoConfig {
     pub name: String,
     /// The remote.
     pub remote: Remote,
+    /// Where to send notifications after each round of ticks (`--notify`), if anywhere.
+    pub notifier: Option<konductor_core::ops::notify::Notifier>,
 }
 
 /// How the server runs.
@@ -180,12 +185,8 @@ impl App {
                 ..TickOptions::default()
             };
             let t0 = Instant::now();
-            let result = tick(
-                &store,
-                &opts,
-                &self.cfg.identity,
-                konductor_core::time::now(),
-            );
+            let now = konductor_core::time::now();
+            let result = tick(&store, &opts, &self.cfg.identity, now);
             let took = t0.elapsed();
             let what = train.map_or("every running train".to_string(), |t| format!("train {t}"));
             match result {
@@ -215,6 +216,7 @@ impl App {
                     if let Some(e) = &r.stopped {
                         log!("tick `{name}` {what} ({cause}): stopped: {e}");
                     } else {
+                        self.notify(&store, repo, &r, now);
                         log!(
                             "tick `{name}` {what} ({cause}): {} tag(s) created{}{} in {} ms",
                             created.len(),
@@ -265,6 +267,58 @@ impl App {
                 }
             }
             Err(e) => log!("repository `{name}`: cannot read the trains: {e}"),
+        }
+    }
+
+    /// After a tick that was not stopped: deliver the events of the trains it followed,
+    /// as `konductor tick --notify` does, and log each delivery (errors redacted).
+    fn notify(&self, store: &Store, repo: &Repo, r: &konductor_core::ops::TickReport, now: i64) {
+        let Some(n) = &repo.cfg.notifier else {
+            return;
+        };
+        let name = repo.cfg.name.as_str();
+        let trains: Vec<TrainId> = r
+            .trains
+            .iter()
+            .filter(|t| t.error.is_none())
+            .filter_map(|t| t.train.parse().ok())
+            .collect();
+        if trains.is_empty() {
+            return;
+        }
+        match konductor_core::ops::notify::notify_trains(
+            store,
+            n,
+            &trains,
+            None,
+            None,
+            &self.cfg.identity,
+            now,
+        ) {
+            Ok(rep) => {
+                for d in &rep.deliveries {
+                    match (d.outcome.as_str(), &d.error) {
+                        ("failed", Some(e)) => log!(
+                            "warning: notify `{name}`: {} → {}: attempt {} failed, tried again later: {e}",
+                            d.id, d.target, d.attempt
+                        ),
+                        ("gave-up", Some(e)) => log!(
+                            "warning: notify `{name}`: {} → {}: gave up after attempt {}: {e}",
+                            d.id, d.target, d.attempt
+                        ),
+                        (other, e) => {
+                            log!("notify `{name}`: {} → {}: {other}", d.id, d.target);
+                            if let Some(e) = e {
+                                log!("warning: notify `{name}`: {} → {}: {e}", d.id, d.target);
+                            }
+                        }
+                    }
+                }
+                for e in &rep.errors {
+                    log!("warning: notify `{name}`: {e}");
+                }
+            }
+            Err(e) => log!("warning: notify `{name}`: {e}"),
         }
     }
 

@@ -237,7 +237,7 @@ fn check(
 pub type Calls = Arc<Mutex<Vec<(String, serde_json::Value, String)>>>;
 
 /// A fake of the GitHub REST endpoints notifications call: commit statuses, deployments
-/// and deployment statuses of one repository. It checks the token
+/// deployment statuses and issue comments of one repository. It checks the token
 /// (`Authorization: Bearer …`), the `Accept` and `X-GitHub-Api-Version` headers and the
 /// payloads' shapes as GitHub documents them, and answers with GitHub's status codes.
 pub struct FakeGitHubRest {
@@ -365,6 +365,15 @@ fn rest_check(
                 )
             ) {
                 return Err((422, "Validation Failed: state"));
+            }
+            Ok(r#"{"id":1}"#.to_string())
+        }
+        ["issues", number, "comments"] => {
+            if !number.parse::<u64>().is_ok_and(|n| n > 0) {
+                return Err((404, "Not Found"));
+            }
+            if !s("body").is_some_and(|b| !b.trim().is_empty() && b.chars().count() <= 65_536) {
+                return Err((422, "Validation Failed: body"));
             }
             Ok(r#"{"id":1}"#.to_string())
         }

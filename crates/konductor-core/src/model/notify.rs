@@ -9,9 +9,10 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// What happened. The first nine are what webhooks and Slack receive; the last two are
+/// What happened. The first nine are what webhooks and Slack receive; the last three are
 /// what the `github` target needs on top (a commit status per step, a deployment when an
-/// environment's deploy step starts) and are never sent to the others.
+/// environment's deploy step starts, a comment on each pull request that reaches
+/// production) and are never sent to the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum EventKind {
     /// An attempt of a job step reported `failure`.
@@ -26,12 +27,11 @@ pub enum EventKind {
     /// An environment's deploy step succeeded.
     #[serde(rename = "env.deployed")]
     EnvDeployed,
-    /// An environment was rolled back (a deploy commit with `rollback: true`). Designed
-    /// here, emitted once rollbacks exist (see `docs/notifications.md`).
+    /// An environment was rolled back (a deploy commit with `rollback: true` on its
+    /// deploy tag).
     #[serde(rename = "env.rolled_back")]
     EnvRolledBack,
-    /// An environment was frozen (a freeze record under the environment). Designed here,
-    /// emitted once freezes exist.
+    /// An environment was frozen (a freeze record `env=<environment>=<k>`).
     #[serde(rename = "env.frozen")]
     EnvFrozen,
     /// The train reached its target.
@@ -50,6 +50,9 @@ pub enum EventKind {
     /// `github` only: an environment's deploy step was triggered or started.
     #[serde(rename = "deploy.started")]
     DeployStarted,
+    /// `github` only: a pull request reached production in this train (a comment on it).
+    #[serde(rename = "pr.commented")]
+    PrCommented,
 }
 
 impl EventKind {
@@ -67,6 +70,7 @@ impl EventKind {
             EventKind::TrainSuperseded => "train.superseded",
             EventKind::StepStatus => "step.status",
             EventKind::DeployStarted => "deploy.started",
+            EventKind::PrCommented => "pr.commented",
         }
     }
 
@@ -131,6 +135,9 @@ pub struct Event {
     /// Why (`env.rolled_back`, `env.frozen`), when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When a freeze ends (`env.frozen`, RFC 3339), when it has an end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
     /// The remote, credentials removed.
     pub remote: String,
     /// `step.status` only: the commit status state (`pending`, `success`, `failure`,
@@ -140,6 +147,9 @@ pub struct Event {
     /// Seconds since the epoch of `at`.
     #[serde(skip)]
     pub at_secs: Option<i64>,
+    /// `pr.commented` only: the pull request's number.
+    #[serde(skip)]
+    pub pull_request: Option<u64>,
 }
 
 /// The id of an event: `<train>=<event>` and, when one train can have several of that
@@ -285,13 +295,18 @@ pub fn target_id(spec: &TargetSpec) -> String {
 }
 
 /// Whether a target receives events of this kind. Webhooks and Slack get the public
-/// events; `github` gets commit statuses, deployments (started, deployed) and the
-/// failure of a deploy step (its deployment's `failure` status).
+/// events; `github` gets commit statuses, deployments (started, deployed, rolled back),
+/// the failure of a deploy step (its deployment's `failure` status) and pull-request
+/// comments.
 pub fn accepts(spec: &TargetSpec, ev: &Event) -> bool {
     match spec {
         TargetSpec::Webhook(_) | TargetSpec::Slack(_) => EventKind::PUBLIC.contains(&ev.event),
         TargetSpec::GitHub => match ev.event {
-            EventKind::StepStatus | EventKind::DeployStarted | EventKind::EnvDeployed => true,
+            EventKind::StepStatus
+            | EventKind::DeployStarted
+            | EventKind::EnvDeployed
+            | EventKind::EnvRolledBack
+            | EventKind::PrCommented => true,
             EventKind::StepFailed | EventKind::StepTimedOut => ev.environment.is_some(),
             _ => false,
         },
@@ -649,9 +664,11 @@ mod tests {
             at: None,
             by: None,
             reason: None,
+            until: None,
             remote: "/srv/app.git".into(),
             status: None,
             at_secs: None,
+            pull_request: None,
         }
     }
 
@@ -672,6 +689,21 @@ mod tests {
                 }
             }
             prop_assert!(m["text"].as_str().unwrap().chars().count() <= SLACK_SECTION_MAX);
+        }
+    }
+
+    #[test]
+    fn pull_request_comments_and_rollbacks_go_to_github_only_as_designed() {
+        let mut e = event("m");
+        let hook = TargetSpec::Webhook("https://example.com/h".into());
+        for (kind, to_hook, to_github) in [
+            (EventKind::PrCommented, false, true),
+            (EventKind::EnvRolledBack, true, true),
+            (EventKind::EnvFrozen, true, false),
+        ] {
+            e.event = kind;
+            assert_eq!(accepts(&hook, &e), to_hook, "{kind:?}");
+            assert_eq!(accepts(&TargetSpec::GitHub, &e), to_github, "{kind:?}");
         }
     }
 

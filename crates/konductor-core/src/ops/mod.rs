@@ -14,6 +14,7 @@
 //! - [`environments`][]: the facts about other trains a deploy step is decided from;
 //! - [`metrics`][]: the figures of `konductor metrics` and `/metrics`;
 //! - [`notify`][]: notifications (webhooks, Slack, GitHub), each delivered once;
+//!   [`notify_env`][]: their environment events and pull-request comments;
 //! - [`env_control`][]: `freeze`, `unfreeze`, `rollback`, `unpin` and the `env` view;
 //! - [`archive`] and [`retain`][]: the archive of collected trains and `gc`;
 //! - [`status`][]: status and log reports (`status --json`, `log --json`).
@@ -32,6 +33,7 @@ pub mod env_control;
 pub mod environments;
 pub mod metrics;
 pub mod notify;
+pub mod notify_env;
 pub mod read;
 pub mod report;
 pub mod retain;

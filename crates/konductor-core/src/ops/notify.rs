@@ -12,7 +12,7 @@
 //! Nothing here fails a tick: the caller prints the outcome, and a target that cannot be
 //! reached is skipped for the rest of the run, after one short timeout.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -30,6 +30,7 @@ use crate::model::sdd::Sdd;
 use crate::model::tag::TrainId;
 use crate::model::time::{parse_rfc3339, rfc3339};
 use crate::model::train::{message_field, TagRecord};
+use crate::ops::notify_env::{EnvDecl, Followed, Production};
 use crate::ops::status::{unblock_command, TrainReport};
 use crate::ops::Planned;
 
@@ -309,9 +310,11 @@ pub fn events(
         at: None,
         by: None,
         reason: None,
+        until: None,
         remote: remote.to_string(),
         status: None,
         at_secs: None,
+        pull_request: None,
     };
     let at = |s: &Option<String>| s.as_deref().and_then(parse_rfc3339);
     let mut out = Vec::new();
@@ -717,6 +720,41 @@ fn send(
                     deployment_status(&id, state)?;
                     Ok(Some(id))
                 }
+                EventKind::EnvRolledBack => {
+                    // A deployment of the train rolled back to, at once successful: GitHub
+                    // marks the environment's earlier deployments inactive
+                    // (`auto_inactive`), the rolled-back one among them.
+                    let id = create_deployment()?;
+                    let mut body = serde_json::json!({
+                        "state": "success",
+                        "environment": env,
+                        "description": status_description(ev),
+                        "auto_inactive": true,
+                    });
+                    if let Some(u) = job_url {
+                        body["log_url"] = serde_json::Value::String(u.to_string());
+                    }
+                    ok(post(
+                        agent,
+                        &format!("{repo}/deployments/{id}/statuses"),
+                        &headers,
+                        body.to_string().as_bytes(),
+                    )?)?;
+                    Ok(Some(id))
+                }
+                EventKind::PrCommented => {
+                    let Some(number) = ev.pull_request else {
+                        return Ok(None);
+                    };
+                    let body = serde_json::json!({ "body": ev.message });
+                    ok(post(
+                        agent,
+                        &format!("{repo}/issues/{number}/comments"),
+                        &headers,
+                        body.to_string().as_bytes(),
+                    )?)?;
+                    Ok(None)
+                }
                 // Not sent to GitHub ([`accepts`]).
                 _ => Ok(None),
             }
@@ -754,8 +792,15 @@ pub struct NotifyReport {
 
 /// Deliver the events of `trains` (as the cache has them now: call it after a tick has
 /// pushed) to every target, each once. `sdd` and `target` are the tick's overrides. The
-/// environment facts are read once (one prefix fetch of the claims), and each train's
-/// markers once, only when one of its deliveries is not finished in the cache.
+/// environment facts are read once (one prefix fetch of the claims and records), each
+/// environment's deploy tag once, and each train's markers once, only when one of its
+/// deliveries is not finished in the cache.
+///
+/// Besides the followed trains' own events, the environments their graphs declare give
+/// `env.rolled_back` and `env.frozen` ([`super::notify_env::env_events`]), recorded with
+/// the train they are about; and with a `github` target, a production `env.deployed`
+/// gives a comment on each pull request it brought
+/// ([`super::notify_env::pr_comments`]).
 pub fn notify_trains(
     store: &Store,
     n: &Notifier,
@@ -771,7 +816,17 @@ pub fn notify_trains(
     let envs = super::environments::environments(store, &known, sdd, now)?;
     let agent = agent(n.timeout);
     let mut down: BTreeSet<String> = BTreeSet::new();
-    for &t in trains {
+    let fresh = |e: &Event| {
+        e.at_secs
+            .is_none_or(|at| now.saturating_sub(at) <= n.max_age)
+    };
+    let mut by_train: BTreeMap<TrainId, TrainEvents> = BTreeMap::new();
+    let mut decls: BTreeMap<String, EnvDecl> = BTreeMap::new();
+    let mut followed: Vec<Followed> = Vec::new();
+    let mut sorted: Vec<TrainId> = trains.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    for &t in &sorted {
         let planned = match super::read::plan_train_in(store, t, sdd, target, now, &envs) {
             Ok(p) => p,
             Err(e) => {
@@ -780,146 +835,314 @@ pub fn notify_trains(
             }
         };
         let tr = TrainReport::new(&planned);
+        let graph_envs = planned.sdd.environments();
+        for (env, step) in &graph_envs {
+            // The newest train's declaration wins (trains are in order).
+            decls.insert(
+                env.to_string(),
+                EnvDecl {
+                    step: step.name.clone(),
+                    deploy_tag: step.deploy_tag.clone(),
+                },
+            );
+        }
+        followed.push(Followed {
+            train: t,
+            commit: planned.obs.commit.clone(),
+            opened: parse_rfc3339(&tr.opened_at),
+            envs: graph_envs.iter().map(|(e, _)| e.to_string()).collect(),
+        });
+        let production = graph_envs.last().map(|(env, step)| Production {
+            env: env.to_string(),
+            deploy_tag: step.deploy_tag.clone(),
+            previous: envs.get(*env).and_then(|f| {
+                f.trains
+                    .iter()
+                    .rev()
+                    .find(|(x, p)| **x < t && **p == crate::model::env::EnvPhase::Deployed)
+                    .map(|(x, _)| *x)
+            }),
+        });
         let evs: Vec<Event> = events(&planned, &tr, &n.remote, n.board_url.as_deref())
             .into_iter()
-            .filter(|e| {
-                e.at_secs
-                    .is_none_or(|at| now.saturating_sub(at) <= n.max_age)
-            })
+            .filter(|e| fresh(e))
             .collect();
-        let pairs: Vec<(&Event, &Target)> = evs
+        by_train.insert(
+            t,
+            TrainEvents {
+                commit: planned.obs.commit.clone(),
+                events: evs,
+                production,
+            },
+        );
+    }
+    let (env_evs, errors) =
+        super::notify_env::env_events(store, &decls, &followed, &n.remote, n.board_url.as_deref());
+    report.errors.extend(errors);
+    for e in env_evs.into_iter().filter(|e| fresh(e)) {
+        let Ok(t) = e.train.parse::<TrainId>() else {
+            continue;
+        };
+        by_train
+            .entry(t)
+            .or_insert_with(|| TrainEvents {
+                commit: e.commit.clone(),
+                events: vec![],
+                production: None,
+            })
+            .events
+            .push(e);
+    }
+    for (t, te) in by_train {
+        deliver_train(store, n, &agent, &mut down, t, te, who, now, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// One train's events, and what its pull-request comments need.
+struct TrainEvents {
+    /// The train's commit: its markers go there.
+    commit: String,
+    events: Vec<Event>,
+    /// The train graph's production environment, if it has environments.
+    production: Option<Production>,
+}
+
+/// Whether a delivery is finished (sent, or given up) as the markers say.
+fn finished(base: &str, names: &[(String, i64)], now: i64, p: &RetryPolicy) -> bool {
+    matches!(
+        decide(&read_marks(base, names), now, p),
+        Decision::Done | Decision::GaveUp
+    )
+}
+
+/// Deliver one train's events, each to every target that takes it.
+#[allow(clippy::too_many_arguments)]
+fn deliver_train(
+    store: &Store,
+    n: &Notifier,
+    agent: &ureq::Agent,
+    down: &mut BTreeSet<String>,
+    t: TrainId,
+    te: TrainEvents,
+    who: &Identity,
+    now: i64,
+    report: &mut NotifyReport,
+) -> Result<()> {
+    let TrainEvents {
+        commit,
+        mut events,
+        production,
+    } = te;
+    let wanted = |evs: &[Event]| {
+        evs.iter()
+            .any(|e| n.targets.iter().any(|t| accepts(&t.spec, e)))
+    };
+    if !wanted(&events) {
+        return Ok(());
+    }
+    // A train the run does not follow (a rollback's, a freeze's) may not be here yet:
+    // its markers are tags on its commit.
+    if let Err(e) = store.ensure_commit(&commit) {
+        report
+            .errors
+            .push(format!("train {t}: {}", clean(&e.to_string())));
+        return Ok(());
+    }
+    let glob = train_marker_glob(&t.to_string());
+    let read = || -> Result<Markers> {
+        let recs = store.tag_records(&glob)?;
+        let names = recs
             .iter()
-            .flat_map(|e| {
-                n.targets
-                    .iter()
-                    .filter(move |t| accepts(&t.spec, e))
-                    .map(move |t| (e, t))
-            })
+            .map(|r| (r.name.clone(), r.time.unwrap_or(0)))
             .collect();
-        if pairs.is_empty() {
+        Ok((recs, names))
+    };
+    let (mut records, mut names) = read()?;
+    let open = |evs: &[Event], names: &[(String, i64)]| {
+        evs.iter().any(|e| {
+            n.targets.iter().any(|tg| {
+                accepts(&tg.spec, e)
+                    && !finished(&marker_base(&e.id, &tg.id), names, now, &n.policy)
+            })
+        })
+    };
+    let mut refreshed = false;
+    if open(&events, &names) {
+        store.refresh(std::slice::from_ref(&glob))?;
+        (records, names) = read()?;
+        refreshed = true;
+    }
+    // Pull-request comments: only while the production deploy's GitHub delivery or one
+    // of the comments is not finished, so that a finished deploy costs no history fetch.
+    let github = n.targets.iter().find(|tg| tg.spec == TargetSpec::GitHub);
+    if let (Some(gh), Some(prod)) = (github, &production) {
+        let deployed = events
+            .iter()
+            .find(|e| {
+                e.event == EventKind::EnvDeployed
+                    && e.environment.as_deref() == Some(prod.env.as_str())
+            })
+            .cloned();
+        if let Some(dep) = deployed {
+            let pr_prefix = format!(
+                "notify={}=",
+                event_id(&dep.train, EventKind::PrCommented, Some(""))
+            );
+            let comment_open = |names: &[(String, i64)]| {
+                names.iter().any(|(nm, _)| {
+                    nm.strip_prefix(&pr_prefix)
+                        .and_then(|rest| rest.split_once('='))
+                        .is_some_and(|(num, _)| {
+                            !finished(
+                                &marker_base(
+                                    &event_id(&dep.train, EventKind::PrCommented, Some(num)),
+                                    &gh.id,
+                                ),
+                                names,
+                                now,
+                                &n.policy,
+                            )
+                        })
+                })
+            };
+            let need = |names: &[(String, i64)]| {
+                !finished(&marker_base(&dep.id, &gh.id), names, now, &n.policy)
+                    || comment_open(names)
+            };
+            if need(&names) && !refreshed {
+                store.refresh(std::slice::from_ref(&glob))?;
+                (records, names) = read()?;
+            }
+            if need(&names) {
+                match super::notify_env::pr_comments(store, &dep, prod) {
+                    Ok((prs, total)) => {
+                        if total > prs.len() && total > super::notify_env::MAX_PR_COMMENTS {
+                            report.errors.push(format!(
+                                "train {t}: {total} pull requests reached `{}`; only the newest {} are commented on",
+                                prod.env,
+                                super::notify_env::MAX_PR_COMMENTS
+                            ));
+                        }
+                        events.extend(prs);
+                    }
+                    Err(e) => report.errors.push(format!(
+                        "train {t}: the pull requests of its deploy to `{}`: {}",
+                        prod.env,
+                        clean(&e.to_string())
+                    )),
+                }
+            }
+        }
+    }
+    let pairs: Vec<(&Event, &Target)> = events
+        .iter()
+        .flat_map(|e| {
+            n.targets
+                .iter()
+                .filter(move |t| accepts(&t.spec, e))
+                .map(move |t| (e, t))
+        })
+        .collect();
+    // Deployments first, so that a deploy's end finds the deployment its start made;
+    // pull-request comments before the production deploy's own delivery, so that a
+    // finished deploy means its comments were claimed.
+    let mut order = pairs.clone();
+    order.sort_by_key(|(e, _)| match e.event {
+        EventKind::DeployStarted => 0,
+        EventKind::PrCommented => 1,
+        _ => 2,
+    });
+    for (ev, tg) in order {
+        let base = marker_base(&ev.id, &tg.id);
+        let k = match decide(&read_marks(&base, &names), now, &n.policy) {
+            Decision::Claim(k) => k,
+            _ => continue,
+        };
+        let mut d = Delivery {
+            id: ev.id.clone(),
+            event: ev.event,
+            target: tg.id.clone(),
+            outcome: String::new(),
+            attempt: k,
+            error: None,
+        };
+        if down.contains(&tg.id) {
+            d.outcome = "skipped".into();
+            report.deliveries.push(d);
             continue;
         }
-        let glob = train_marker_glob(&t.to_string());
-        let read = || -> Result<Markers> {
-            let recs = store.tag_records(&glob)?;
-            let names = recs
-                .iter()
-                .map(|r| (r.name.clone(), r.time.unwrap_or(0)))
-                .collect();
-            Ok((recs, names))
-        };
-        let (mut records, mut names) = read()?;
-        let open = |names: &[(String, i64)]| {
-            pairs.iter().any(|(e, tg)| {
-                !matches!(
-                    decide(
-                        &read_marks(&marker_base(&e.id, &tg.id), names),
-                        now,
-                        &n.policy
-                    ),
-                    Decision::Done | Decision::GaveUp
-                )
-            })
-        };
-        if open(&names) {
-            store.refresh(std::slice::from_ref(&glob))?;
-            (records, names) = read()?;
-        }
-        let commit = planned.obs.commit.clone();
-        // Deployments first, so that a deploy's end finds the deployment its start made.
-        let mut order = pairs.clone();
-        order.sort_by_key(|(e, _)| e.event != EventKind::DeployStarted);
-        for (ev, tg) in order {
-            let base = marker_base(&ev.id, &tg.id);
-            let k = match decide(&read_marks(&base, &names), now, &n.policy) {
-                Decision::Claim(k) => k,
-                _ => continue,
-            };
-            let mut d = Delivery {
-                id: ev.id.clone(),
-                event: ev.event,
-                target: tg.id.clone(),
-                outcome: String::new(),
-                attempt: k,
-                error: None,
-            };
-            if down.contains(&tg.id) {
-                d.outcome = "skipped".into();
+        let claim = format!("{base}.{k}");
+        let pushed = store
+            .make_tag(
+                &claim,
+                &commit,
+                &format!(
+                    "notify `{}` to `{}`: attempt {k}\n\nby: {who}\n",
+                    ev.id, tg.id
+                ),
+                who,
+                now,
+            )
+            .and_then(|oid| store.push_tag_create(&claim, &oid));
+        match pushed {
+            Ok(PushOutcome::Created) => {}
+            Ok(PushOutcome::AlreadyExists(_)) => {
+                d.outcome = "claimed-elsewhere".into();
                 report.deliveries.push(d);
                 continue;
             }
-            let claim = format!("{base}.{k}");
-            let pushed = store
-                .make_tag(
-                    &claim,
-                    &commit,
-                    &format!(
-                        "notify `{}` to `{}`: attempt {k}\n\nby: {who}\n",
-                        ev.id, tg.id
-                    ),
-                    who,
-                    now,
+            Err(e) => return Err(e),
+        }
+        let deployment = deployment_of(&records, ev, &tg.id);
+        let (suffix, body) = match send(agent, tg, ev, deployment.as_deref()) {
+            Ok(note) => {
+                d.outcome = "sent".into();
+                let extra = note
+                    .map(|id| format!("deployment: {id}\n"))
+                    .unwrap_or_default();
+                (
+                    "sent",
+                    format!("sent `{}` to `{}`\n\n{extra}by: {who}\n", ev.id, tg.id),
                 )
-                .and_then(|oid| store.push_tag_create(&claim, &oid));
-            match pushed {
-                Ok(PushOutcome::Created) => {}
-                Ok(PushOutcome::AlreadyExists(_)) => {
-                    d.outcome = "claimed-elsewhere".into();
-                    report.deliveries.push(d);
-                    continue;
-                }
-                Err(e) => return Err(e),
             }
-            let deployment = deployment_of(&records, ev, &tg.id);
-            let (suffix, body) = match send(&agent, tg, ev, deployment.as_deref()) {
-                Ok(note) => {
-                    d.outcome = "sent".into();
-                    let extra = note
-                        .map(|id| format!("deployment: {id}\n"))
-                        .unwrap_or_default();
-                    (
-                        "sent",
-                        format!("sent `{}` to `{}`\n\n{extra}by: {who}\n", ev.id, tg.id),
-                    )
+            Err(e) => {
+                if e.unreachable {
+                    down.insert(tg.id.clone());
                 }
-                Err(e) => {
-                    if e.unreachable {
-                        down.insert(tg.id.clone());
-                    }
-                    let last = k >= n.policy.max_attempts;
-                    d.outcome = if last { "gave-up" } else { "failed" }.into();
-                    d.error = Some(e.message.clone());
-                    (
-                        "failed",
-                        format!(
-                            "failed `{}` to `{}`: attempt {k} of {}\n\nerror: {}\nby: {who}\n",
-                            ev.id,
-                            tg.id,
-                            n.policy.max_attempts,
-                            cut_plain(&e.message, 300)
-                        ),
-                    )
-                }
-            };
-            let result = format!("{claim}={suffix}");
-            let recorded = store
-                .make_tag(&result, &commit, &body, who, now)
-                .and_then(|oid| store.push_tag_create(&result, &oid));
-            if let Err(e) = recorded {
-                let why = clean(&e.to_string());
-                d.error = Some(match d.error.take() {
+                let last = k >= n.policy.max_attempts;
+                d.outcome = if last { "gave-up" } else { "failed" }.into();
+                d.error = Some(e.message.clone());
+                (
+                    "failed",
+                    format!(
+                        "failed `{}` to `{}`: attempt {k} of {}\n\nerror: {}\nby: {who}\n",
+                        ev.id,
+                        tg.id,
+                        n.policy.max_attempts,
+                        cut_plain(&e.message, 300)
+                    ),
+                )
+            }
+        };
+        let result = format!("{claim}={suffix}");
+        let recorded = store
+            .make_tag(&result, &commit, &body, who, now)
+            .and_then(|oid| store.push_tag_create(&result, &oid));
+        if let Err(e) = recorded {
+            let why = clean(&e.to_string());
+            d.error = Some(match d.error.take() {
                     Some(prev) => format!("{prev}; and its marker `{result}` was not recorded: {why}"),
                     None => format!("sent, but its marker `{result}` was not recorded ({why}); it may be sent again after the lease"),
                 });
-            } else if let Some(r) = store.tag_record(&result) {
-                // A deploy's end in this same run finds the deployment.
-                names.push((r.name.clone(), r.time.unwrap_or(now)));
-                records.push(r);
-            }
-            report.deliveries.push(d);
+        } else if let Some(r) = store.tag_record(&result) {
+            // A deploy's end in this same run finds the deployment.
+            names.push((r.name.clone(), r.time.unwrap_or(now)));
+            records.push(r);
         }
+        report.deliveries.push(d);
     }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,6 +41,20 @@ pub struct ServeArgs {
     /// The largest webhook body accepted, in bytes (larger ones get 413)
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY)]
     pub max_body: usize,
+    /// Send notifications after each tick: `webhook+https://…`,
+    /// `slack+https://hooks.slack.com/…` or `github` (repeatable; in `KONDUCTOR_NOTIFY`,
+    /// separated by spaces)
+    ///
+    /// As `konductor tick --notify`: each event is delivered once per target, whatever
+    /// the number of servers and cron ticks. See docs/notifications.md.
+    #[arg(
+        long = "notify",
+        value_name = "SPEC",
+        env = "KONDUCTOR_NOTIFY",
+        value_delimiter = ' ',
+        hide_env_values = true
+    )]
+    pub notify: Vec<String>,
     /// Sign every tag written with this SSH private key
     #[arg(
         long,
@@ -78,6 +92,7 @@ fn repo(spec: &str) -> anyhow::Result<RepoConfig> {
     Ok(RepoConfig {
         name: name.unwrap_or_else(|| repo_name(&remote.url)),
         remote,
+        notifier: None,
     })
 }
 
@@ -85,12 +100,18 @@ pub fn cmd_serve(args: ServeArgs) -> anyhow::Result<i32> {
     if args.tick_every == 0 {
         return Err(Error::input("`--tick-every` must be at least 1 second").into());
     }
-    let repos = args
+    let mut repos = args
         .remotes
         .iter()
         .filter(|s| !s.trim().is_empty())
         .map(|s| repo(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Every notification problem is bad input, found before the server starts; the
+    // `github` target's repository comes from each remote's URL.
+    for r in &mut repos {
+        r.notifier =
+            konductor_core::ops::notify::Notifier::from_specs(&args.notify, &r.remote.url)?;
+    }
     let listen = match args.listen.strip_prefix(':') {
         Some(port) => format!("0.0.0.0:{port}"),
         None => args.listen.clone(),
