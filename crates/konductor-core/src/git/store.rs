@@ -1857,6 +1857,8 @@ pub fn tag_object_bytes(
 /// Nothing is written to it.
 pub struct Checkout {
     repo: Repository,
+    /// The temporary object directory of [`Checkout::from_pack`], removed on drop.
+    dir: Option<PathBuf>,
 }
 
 impl Checkout {
@@ -1866,7 +1868,45 @@ impl Checkout {
         init_libgit2();
         Repository::open_from_env()
             .ok()
-            .map(|repo| Checkout { repo })
+            .map(|repo| Checkout { repo, dir: None })
+    }
+
+    /// The objects of `pack` (received from the remote: tag objects), loaded by libgit2's
+    /// pack writer into a temporary object directory. Only their objects: it has no refs,
+    /// and the commits the tags point to are not in it.
+    pub fn from_pack(pack: &[u8]) -> Result<Checkout> {
+        init_libgit2();
+        let dir = std::env::temp_dir().join(format!(
+            "konductor-tags-{}-{}",
+            std::process::id(),
+            crate::model::time::now_nanos()
+        ));
+        fs::create_dir_all(dir.join("pack"))
+            .map_err(|err| Error::Remote(format!("cannot make a temporary directory: {err}")))?;
+        let made = Self::load_pack(&dir, pack);
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        made
+    }
+
+    fn load_pack(dir: &Path, pack: &[u8]) -> Result<Checkout> {
+        let e = |err: git2::Error| {
+            Error::Remote(format!("cannot load the tags' pack: {}", err.message()))
+        };
+        // The indexer writes the pack and its index (no connectivity check: the tags'
+        // commits are not here); the object database reads them.
+        let mut w = git2::Indexer::new(None, &dir.join("pack"), 0, false).map_err(e)?;
+        w.write_all(pack)
+            .map_err(|err| Error::Remote(format!("cannot load the tags' pack: {err}")))?;
+        w.commit().map_err(e)?;
+        let odb = git2::Odb::new().map_err(e)?;
+        odb.add_disk_alternate(&dir.to_string_lossy()).map_err(e)?;
+        let repo = Repository::from_odb(odb).map_err(e)?;
+        Ok(Checkout {
+            repo,
+            dir: Some(dir.to_path_buf()),
+        })
     }
 
     /// The record of the tag `name` whose ref holds `oid`, if this repository has that
@@ -1907,6 +1947,14 @@ impl Checkout {
     }
 }
 
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
 /// A pack holding the one object `raw` of kind `kind`, and the object's id.
 pub fn single_object_pack(kind: ObjectType, raw: &[u8]) -> Result<(String, Vec<u8>)> {
     let e = |what: &str, err: git2::Error| Error::Remote(format!("{what}: {}", err.message()));
@@ -1942,6 +1990,19 @@ pub fn create_after_look(
     let ep = crate::git::wire::Endpoint::parse(&remote.url).ok()?;
     let header = remote.http_header();
     crate::git::wire::create_after_look(&ep, header.as_deref(), keep, decide).ok()
+}
+
+/// One upload-pack conversation with `remote` (see [`crate::git::wire::fetch_after_look`]).
+/// `None` when this remote's transport is not spoken natively (https, ssh), or anything
+/// failed: the caller then takes the general path.
+pub fn fetch_after_look(
+    remote: &Remote,
+    keep: &dyn Fn(&str) -> bool,
+    choose: &mut dyn FnMut(&std::collections::HashMap<String, String>) -> crate::git::wire::Wants,
+) -> Option<crate::git::wire::Fetched> {
+    let ep = crate::git::wire::Endpoint::parse(&remote.url).ok()?;
+    let header = remote.http_header();
+    crate::git::wire::fetch_after_look(&ep, header.as_deref(), keep, choose).ok()
 }
 
 impl Drop for Store {
