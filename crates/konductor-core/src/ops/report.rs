@@ -286,6 +286,23 @@ pub fn set_step_state_reading_tags(
     now: i64,
 ) -> Result<Option<SetStateResult>> {
     let trig = prepare(opts)?;
+    // A remote on this machine is its own best checkout: its tag objects and commits are
+    // read in place (no upload-pack), the push goes to its receive-pack as usual.
+    if let Ok(crate::git::wire::Endpoint::Local(path)) =
+        crate::git::wire::Endpoint::parse(&remote.url)
+    {
+        if let Some(repo) = Checkout::open_local(&path) {
+            return set_step_state_from_checkout(
+                remote,
+                &repo,
+                signing_key,
+                allowed_signers,
+                opts,
+                who,
+                now,
+            );
+        }
+    }
     let trig_ref = format!("refs/tags/{}", trig.tag());
     let states_prefix = format!("{trig_ref}=");
     let keep = |name: &str| name.starts_with(&trig_ref);
