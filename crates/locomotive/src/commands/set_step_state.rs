@@ -11,8 +11,8 @@ use konductor_core::tag::JobState;
 /// Record a job's state (`started`, `success`, `failure`) as a state tag
 ///
 /// Pushes `<triggering-tag>=<state>` as an annotated tag on the train's commit. Works with
-/// no checkout: it fetches the trigger tag and its commit (trees, no file contents) into a temporary
-/// repository. Repeating a call is a no-op. A report on a job that already ended is the
+/// no checkout: it reads the trigger's tags from the remote (never the commit's files) and
+/// pushes the one tag object. Repeating a call is a no-op. A report on a job that already ended is the
 /// CI's re-run of it (its Re-run button): recorded as `<triggering-tag>=rerun.<k>=<state>`,
 /// and the newest re-run's outcome counts.
 #[derive(Debug, Args)]
