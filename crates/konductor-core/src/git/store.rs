@@ -1857,6 +1857,8 @@ pub fn tag_object_bytes(
 /// Nothing is written to it.
 pub struct Checkout {
     repo: Repository,
+    /// The temporary object directory of [`Checkout::from_pack`], removed on drop.
+    dir: Option<PathBuf>,
 }
 
 impl Checkout {
@@ -1866,7 +1868,58 @@ impl Checkout {
         init_libgit2();
         Repository::open_from_env()
             .ok()
-            .map(|repo| Checkout { repo })
+            .map(|repo| Checkout { repo, dir: None })
+    }
+
+    /// The repository at `path` itself (a remote on this machine), if it opens: it has
+    /// every tag it advertises, and their commits.
+    pub fn open_local(path: &Path) -> Option<Checkout> {
+        init_libgit2();
+        Repository::open_ext(
+            path,
+            git2::RepositoryOpenFlags::NO_SEARCH,
+            std::iter::empty::<&std::ffi::OsStr>(),
+        )
+        .ok()
+        .map(|repo| Checkout { repo, dir: None })
+    }
+
+    /// The objects of `pack` (received from the remote: tag objects), loaded by libgit2's
+    /// pack writer into a temporary object directory. Only their objects: it has no refs,
+    /// and the commits the tags point to are not in it.
+    pub fn from_pack(pack: &[u8]) -> Result<Checkout> {
+        init_libgit2();
+        let dir = std::env::temp_dir().join(format!(
+            "konductor-tags-{}-{}",
+            std::process::id(),
+            crate::model::time::now_nanos()
+        ));
+        fs::create_dir_all(dir.join("pack"))
+            .map_err(|err| Error::Remote(format!("cannot make a temporary directory: {err}")))?;
+        let made = Self::load_pack(&dir, pack);
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        made
+    }
+
+    fn load_pack(dir: &Path, pack: &[u8]) -> Result<Checkout> {
+        let e = |err: git2::Error| {
+            Error::Remote(format!("cannot load the tags' pack: {}", err.message()))
+        };
+        // The indexer writes the pack and its index (no connectivity check: the tags'
+        // commits are not here); the object database reads them.
+        let mut w = git2::Indexer::new(None, &dir.join("pack"), 0, false).map_err(e)?;
+        w.write_all(pack)
+            .map_err(|err| Error::Remote(format!("cannot load the tags' pack: {err}")))?;
+        w.commit().map_err(e)?;
+        let odb = git2::Odb::new().map_err(e)?;
+        odb.add_disk_alternate(&dir.to_string_lossy()).map_err(e)?;
+        let repo = Repository::from_odb(odb).map_err(e)?;
+        Ok(Checkout {
+            repo,
+            dir: Some(dir.to_path_buf()),
+        })
     }
 
     /// The record of the tag `name` whose ref holds `oid`, if this repository has that
@@ -1907,6 +1960,14 @@ impl Checkout {
     }
 }
 
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
 /// A pack holding the one object `raw` of kind `kind`, and the object's id.
 pub fn single_object_pack(kind: ObjectType, raw: &[u8]) -> Result<(String, Vec<u8>)> {
     let e = |what: &str, err: git2::Error| Error::Remote(format!("{what}: {}", err.message()));
@@ -1942,6 +2003,19 @@ pub fn create_after_look(
     let ep = crate::git::wire::Endpoint::parse(&remote.url).ok()?;
     let header = remote.http_header();
     crate::git::wire::create_after_look(&ep, header.as_deref(), keep, decide).ok()
+}
+
+/// One upload-pack conversation with `remote` (see [`crate::git::wire::fetch_after_look`]).
+/// `None` when this remote's transport is not spoken natively (https, ssh), or anything
+/// failed: the caller then takes the general path.
+pub fn fetch_after_look(
+    remote: &Remote,
+    keep: &dyn Fn(&str) -> bool,
+    choose: &mut dyn FnMut(&std::collections::HashMap<String, String>) -> crate::git::wire::Wants,
+) -> Option<crate::git::wire::Fetched> {
+    let ep = crate::git::wire::Endpoint::parse(&remote.url).ok()?;
+    let header = remote.http_header();
+    crate::git::wire::fetch_after_look(&ep, header.as_deref(), keep, choose).ok()
 }
 
 impl Drop for Store {
@@ -2397,5 +2471,81 @@ mod worktree_tests {
             objects.canonicalize().unwrap(),
             main.join(".git/objects").canonicalize().unwrap()
         );
+    }
+}
+
+#[cfg(test)]
+mod tag_pack_tests {
+    use super::*;
+    use crate::git::wire::{fetch_after_look, Endpoint, Wants};
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@x")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@x")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The upload-pack conversation of a report without a checkout, against a real
+    /// `git upload-pack`: the peeled lines give the tags' commit, and wanting the tag
+    /// with that commit as `have` brings the tag object alone, which the indexer loads.
+    #[test]
+    fn wanting_a_tag_with_its_commit_as_have_brings_the_tag_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("r");
+        fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q"]);
+        // 200 KB that don't compress: in the pack, they would show.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        fs::write(repo.join("big"), noise).unwrap();
+        git(&repo, &["add", "big"]);
+        git(&repo, &["commit", "-q", "-m", "x"]);
+        git(&repo, &["tag", "-a", "-m", "trigger", "release=1.0=a.1"]);
+        git(&repo, &["tag", "-a", "-m", "other", "release=1.0=b.1"]);
+        let commit = git(&repo, &["rev-parse", "HEAD"]);
+        let tag = git(&repo, &["rev-parse", "release=1.0=a.1"]);
+        let ep = Endpoint::Local(repo.clone());
+        let trig = "refs/tags/release=1.0=a.1";
+        let fetched = fetch_after_look(&ep, None, &|n| n.starts_with(trig), &mut |refs| {
+            assert_eq!(refs.get(trig), Some(&tag));
+            assert_eq!(refs.get(&format!("{trig}^{{}}")), Some(&commit));
+            assert_eq!(refs.len(), 2, "{refs:?}");
+            Wants {
+                wants: vec![tag.clone()],
+                haves: vec![commit.clone()],
+            }
+        })
+        .unwrap();
+        assert!(fetched.pack.len() < 1_000, "{} bytes", fetched.pack.len());
+        let objects = Checkout::from_pack(&fetched.pack).unwrap();
+        let rec = objects.tag_record("release=1.0=a.1", &tag, None).unwrap();
+        assert_eq!(rec.commit, commit);
+        assert!(rec.message.starts_with("trigger"), "{rec:?}");
+        assert!(!objects.has_commit(&commit), "the commit was not sent");
+        // Nothing wanted: the advertisement alone.
+        let refs_only = fetch_after_look(&ep, None, &|n| n.starts_with(trig), &mut |_| {
+            Wants::default()
+        })
+        .unwrap();
+        assert!(refs_only.pack.is_empty());
+        assert_eq!(refs_only.refs.len(), 2);
     }
 }

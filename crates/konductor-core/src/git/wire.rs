@@ -321,6 +321,227 @@ fn read_create_status(r: &mut impl BufRead) -> Result<CreateOutcome, WireError> 
     }
 }
 
+/// The most a [`fetch_after_look`] pack may weigh: it holds a few tag objects, so anything
+/// larger means the server is sending more than was asked (its commit, say), and the
+/// caller takes the general path instead.
+const MAX_TAG_PACK: usize = 1 << 20;
+
+/// What the objects to ask for are: `wants` (advertised ids) and `haves` (ids the server
+/// has, whose history the pack must leave out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wants {
+    /// Objects to receive.
+    pub wants: Vec<String>,
+    /// Commits both sides treat as common.
+    pub haves: Vec<String>,
+}
+
+/// What [`fetch_after_look`] saw and received.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    /// The advertised ids of the refs `keep` accepted; an annotated tag's commit appears
+    /// as `<ref>^{}` (the advertisement's peeled lines), when `keep` accepts that name.
+    pub refs: HashMap<String, String>,
+    /// The pack received (empty when nothing was wanted).
+    pub pack: Vec<u8>,
+}
+
+/// One upload-pack conversation (protocol v0): read the advertisement (keeping the refs
+/// `keep` accepts, peeled `^{}` lines included), ask `choose` what to want, and receive
+/// that pack. No wants: the advertisement alone. The server must have every `have` (it
+/// answers `ACK`); a `NAK` or a pack over [`MAX_TAG_PACK`] is an error, so that a caller
+/// asking for tag objects never downloads a commit's tree.
+pub fn fetch_after_look(
+    ep: &Endpoint,
+    auth: Option<&str>,
+    keep: &dyn Fn(&str) -> bool,
+    choose: &mut dyn FnMut(&HashMap<String, String>) -> Wants,
+) -> Result<Fetched, WireError> {
+    match ep {
+        Endpoint::Local(path) => {
+            let mut child = Command::new(git_program())
+                .arg("upload-pack")
+                .arg(path)
+                .env("LC_ALL", "C")
+                .env_remove("GIT_PROTOCOL")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| WireError::Remote(format!("cannot run `git upload-pack`: {e}")))?;
+            let out = child.stdout.take().expect("piped");
+            let mut inp = child.stdin.take().expect("piped");
+            let res = converse_fetch(&mut BufReader::new(out), &mut inp, keep, choose);
+            drop(inp);
+            if res.is_err() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+            res
+        }
+        Endpoint::Daemon { host, port, path } => {
+            let stream = connect(host, *port)?;
+            let mut w = stream
+                .try_clone()
+                .map_err(|e| WireError::Remote(e.to_string()))?;
+            let host_arg = if *port == 9418 {
+                host.to_string()
+            } else {
+                format!("{host}:{port}")
+            };
+            let req = format!("git-upload-pack {path}\0host={host_arg}\0");
+            w.write_all(&pkt(req.as_bytes())).map_err(io_err)?;
+            let res = converse_fetch(&mut BufReader::new(stream), &mut w, keep, choose);
+            let _ = w.shutdown(std::net::Shutdown::Both);
+            res
+        }
+        Endpoint::Http { host, port, path } => {
+            let adv = http(
+                host,
+                *port,
+                "GET",
+                &format!("{path}/info/refs?service=git-upload-pack"),
+                auth,
+                None,
+            )?;
+            let mut r = BufReader::new(&adv[..]);
+            skip_http_preamble_of(&mut r, "git-upload-pack")?;
+            let (refs, caps) = read_advertisement_where(&mut r, keep)?;
+            let wants = choose(&refs);
+            if wants.wants.is_empty() {
+                return Ok(Fetched {
+                    refs,
+                    pack: Vec::new(),
+                });
+            }
+            let (body, sideband) = upload_request(&caps, &wants)?;
+            let res = http(
+                host,
+                *port,
+                "POST",
+                &format!("{path}/git-upload-pack"),
+                auth,
+                Some(&body),
+            )?;
+            let pack = read_pack_response(&mut BufReader::new(&res[..]), sideband)?;
+            Ok(Fetched { refs, pack })
+        }
+    }
+}
+
+/// The upload-pack request for `wants` (one `done`: no negotiation rounds), and whether
+/// the pack comes side-band.
+fn upload_request(caps: &[String], wants: &Wants) -> Result<(Vec<u8>, bool), WireError> {
+    if caps
+        .iter()
+        .any(|c| c.starts_with("object-format=") && c != "object-format=sha1")
+    {
+        return Err(WireError::Unsupported("a non-SHA-1 repository".into()));
+    }
+    let has = |c: &str| caps.iter().any(|x| x == c);
+    let mut ours = Vec::new();
+    let sideband = if has("side-band-64k") {
+        ours.push("side-band-64k");
+        true
+    } else if has("side-band") {
+        ours.push("side-band");
+        true
+    } else {
+        false
+    };
+    for c in ["ofs-delta", "no-progress"] {
+        if has(c) {
+            ours.push(c);
+        }
+    }
+    let mut body = Vec::new();
+    for (i, w) in wants.wants.iter().enumerate() {
+        let line = if i == 0 {
+            format!("want {w} {} {AGENT}\n", ours.join(" "))
+        } else {
+            format!("want {w}\n")
+        };
+        body.extend(pkt(line.as_bytes()));
+    }
+    body.extend_from_slice(b"0000");
+    for h in &wants.haves {
+        body.extend(pkt(format!("have {h}\n").as_bytes()));
+    }
+    body.extend(pkt(b"done\n"));
+    Ok((body, sideband))
+}
+
+fn converse_fetch(
+    r: &mut impl BufRead,
+    w: &mut impl Write,
+    keep: &dyn Fn(&str) -> bool,
+    choose: &mut dyn FnMut(&HashMap<String, String>) -> Wants,
+) -> Result<Fetched, WireError> {
+    let (refs, caps) = read_advertisement_where(r, keep)?;
+    let wants = choose(&refs);
+    if wants.wants.is_empty() {
+        // Nothing wanted: a flush-pkt ends the session.
+        let _ = w.write_all(b"0000");
+        let _ = w.flush();
+        return Ok(Fetched {
+            refs,
+            pack: Vec::new(),
+        });
+    }
+    let (body, sideband) = upload_request(&caps, &wants)?;
+    w.write_all(&body).map_err(io_err)?;
+    w.flush().map_err(io_err)?;
+    let pack = read_pack_response(r, sideband)?;
+    Ok(Fetched { refs, pack })
+}
+
+/// After `done`: one `ACK <id>` (the server has our `have`) or `NAK`, then the pack,
+/// side-band (band 1 the pack, 2 progress, 3 an error) or raw to the end.
+fn read_pack_response(r: &mut impl BufRead, sideband: bool) -> Result<Vec<u8>, WireError> {
+    match read_pkt(r)? {
+        Some(l) if l.starts_with(b"ACK ") => {}
+        Some(l) if l.starts_with(b"NAK") => {
+            return Err(WireError::Unsupported(
+                "the server does not have the commit the pack was to leave out".into(),
+            ))
+        }
+        _ => return Err(WireError::Remote("expected ACK or NAK".into())),
+    }
+    let mut pack = Vec::new();
+    if sideband {
+        while let Some(data) = read_pkt(r)? {
+            match data.split_first() {
+                Some((1, d)) => pack.extend_from_slice(d),
+                Some((2, _)) => {}
+                Some((3, m)) => {
+                    return Err(WireError::Remote(
+                        String::from_utf8_lossy(m).trim().to_string(),
+                    ))
+                }
+                _ => return Err(WireError::Remote("malformed side-band packet".into())),
+            }
+            if pack.len() > MAX_TAG_PACK {
+                return Err(WireError::Unsupported(
+                    "the pack is larger than a few tag objects".into(),
+                ));
+            }
+        }
+    } else {
+        r.take(MAX_TAG_PACK as u64 + 1)
+            .read_to_end(&mut pack)
+            .map_err(io_err)?;
+        if pack.len() > MAX_TAG_PACK {
+            return Err(WireError::Unsupported(
+                "the pack is larger than a few tag objects".into(),
+            ));
+        }
+    }
+    if !pack.starts_with(b"PACK") {
+        return Err(WireError::Remote("the server sent no pack".into()));
+    }
+    Ok(pack)
+}
+
 fn io_err(e: std::io::Error) -> WireError {
     WireError::Remote(format!("connection failed: {e}"))
 }
@@ -528,6 +749,11 @@ fn http(
     } else {
         format!("{host}:{port}")
     };
+    let service = if target.contains("upload-pack") {
+        "git-upload-pack"
+    } else {
+        "git-receive-pack"
+    };
     let mut req = format!(
         "{method} {target} HTTP/1.1\r\nHost: {host_hdr}\r\nUser-Agent: {}\r\nConnection: close\r\nGit-Protocol: version=0\r\n",
         AGENT.trim_start_matches("agent=")
@@ -538,7 +764,7 @@ fn http(
     }
     if let Some(b) = body {
         req.push_str(&format!(
-            "Content-Type: application/x-git-receive-pack-request\r\nAccept: application/x-git-receive-pack-result\r\nContent-Length: {}\r\n",
+            "Content-Type: application/x-{service}-request\r\nAccept: application/x-{service}-result\r\nContent-Length: {}\r\n",
             b.len()
         ));
     }
@@ -688,8 +914,13 @@ fn http_advertisement(
 
 /// Smart HTTP puts `# service=git-receive-pack\n` and a flush before the advertisement.
 fn skip_http_preamble(r: &mut BufReader<&[u8]>) -> Result<(), WireError> {
+    skip_http_preamble_of(r, "git-receive-pack")
+}
+
+/// Smart HTTP puts `# service=<service>\n` and a flush before the advertisement.
+fn skip_http_preamble_of(r: &mut BufReader<&[u8]>, service: &str) -> Result<(), WireError> {
     match read_pkt(r)? {
-        Some(l) if l.starts_with(b"# service=git-receive-pack") => {}
+        Some(l) if l.starts_with(format!("# service={service}").as_bytes()) => {}
         _ => {
             return Err(WireError::Unsupported(
                 "the server does not speak smart HTTP".into(),
@@ -824,5 +1055,77 @@ mod tests {
             Err(WireError::Unsupported(_))
         ));
         assert!(parse_http_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn upload_request_wants_tags_and_says_its_have() {
+        let caps: Vec<String> = ["multi_ack", "side-band-64k", "ofs-delta", "no-progress"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let w = Wants {
+            wants: vec![A.into(), B.into()],
+            haves: vec![B.into()],
+        };
+        let (body, sideband) = upload_request(&caps, &w).unwrap();
+        assert!(sideband);
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains(&format!(
+                "want {A} side-band-64k ofs-delta no-progress agent="
+            )) && text.contains(&format!("want {B}\n0000"))
+                && text.ends_with(&format!("have {B}\n0009done\n")),
+            "{text:?}"
+        );
+        assert!(
+            !text.contains("multi_ack"),
+            "no negotiation rounds: {text:?}"
+        );
+        let sha256 = vec!["object-format=sha256".to_string()];
+        assert!(matches!(
+            upload_request(&sha256, &w),
+            Err(WireError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn pack_response_is_demultiplexed_and_bounded() {
+        let mut res = pkt(format!("ACK {B}\n").as_bytes());
+        res.extend(pkt(b"\x01PACK\x00\x00"));
+        res.extend(pkt(b"\x02counting objects"));
+        res.extend(pkt(b"\x01rest"));
+        res.extend(b"0000");
+        assert_eq!(
+            read_pack_response(&mut &res[..], true).unwrap(),
+            b"PACK\0\0rest"
+        );
+        // The server lacks our `have`: it would send the commit and its tree.
+        let nak = pkt(b"NAK\n");
+        assert!(matches!(
+            read_pack_response(&mut &nak[..], true),
+            Err(WireError::Unsupported(_))
+        ));
+        let mut err = pkt(format!("ACK {B}\n").as_bytes());
+        err.extend(pkt(b"\x03upload-pack: not our ref"));
+        assert!(matches!(
+            read_pack_response(&mut &err[..], true),
+            Err(WireError::Remote(m)) if m.contains("not our ref")
+        ));
+        let mut big = pkt(format!("ACK {B}\n").as_bytes());
+        let chunk = [vec![1u8], b"PACK".to_vec(), vec![0u8; 65_000]].concat();
+        for _ in 0..20 {
+            big.extend(pkt(&chunk));
+        }
+        big.extend(b"0000");
+        assert!(matches!(
+            read_pack_response(&mut &big[..], true),
+            Err(WireError::Unsupported(_))
+        ));
+        let mut raw = pkt(format!("ACK {B}\n").as_bytes());
+        raw.extend(b"PACKraw");
+        assert_eq!(
+            read_pack_response(&mut &raw[..], false).unwrap(),
+            b"PACKraw"
+        );
     }
 }

@@ -257,22 +257,153 @@ pub fn set_step_state_from_checkout(
     who: &Identity,
     now: i64,
 ) -> Result<Option<SetStateResult>> {
+    one_push(
+        remote,
+        &|name, oid| checkout.tag_record(name, oid, allowed_signers),
+        &|commit| checkout.has_commit(commit),
+        signing_key,
+        allowed_signers.is_some(),
+        opts,
+        who,
+        now,
+    )
+}
+
+/// `set-step-state` without a checkout, with no git process of ours: one upload-pack
+/// conversation reads the trigger's and its states' refs (the advertisement's peeled
+/// `^{}` lines give each tag's commit); with `allowed_signers`, it also receives their
+/// tag objects (`have` the train's commit, so the pack holds the tags alone), loaded by
+/// libgit2, and their signatures are verified. Then the one push of
+/// [`set_step_state_from_checkout`].
+///
+/// `Ok(None)` as there: the caller runs [`set_step_state`]. Nothing was written then.
+pub fn set_step_state_reading_tags(
+    remote: &Remote,
+    signing_key: Option<&Path>,
+    allowed_signers: Option<&Path>,
+    opts: &SetStateOptions,
+    who: &Identity,
+    now: i64,
+) -> Result<Option<SetStateResult>> {
+    let trig = prepare(opts)?;
+    // A remote on this machine is its own best checkout: its tag objects and commits are
+    // read in place (no upload-pack), the push goes to its receive-pack as usual.
+    if let Ok(crate::git::wire::Endpoint::Local(path)) =
+        crate::git::wire::Endpoint::parse(&remote.url)
+    {
+        if let Some(repo) = Checkout::open_local(&path) {
+            return set_step_state_from_checkout(
+                remote,
+                &repo,
+                signing_key,
+                allowed_signers,
+                opts,
+                who,
+                now,
+            );
+        }
+    }
+    let trig_ref = format!("refs/tags/{}", trig.tag());
+    let states_prefix = format!("{trig_ref}=");
+    let keep = |name: &str| name.starts_with(&trig_ref);
+    let signed = allowed_signers.is_some();
+    let mut choose = |refs: &std::collections::HashMap<String, String>| {
+        let mut w = crate::git::wire::Wants::default();
+        let Some(commit) = refs.get(&format!("{trig_ref}^{{}}")) else {
+            return w;
+        };
+        if signed {
+            // The tags on the train's commit (others are untrusted whatever they say).
+            w.wants = refs
+                .iter()
+                .filter(|(n, _)| {
+                    (**n == trig_ref || n.starts_with(&states_prefix)) && !n.ends_with("^{}")
+                })
+                .filter(|(n, _)| refs.get(&format!("{n}^{{}}")) == Some(commit))
+                .map(|(_, oid)| oid.clone())
+                .collect();
+            w.wants.sort();
+            w.haves = vec![commit.clone()];
+        }
+        w
+    };
+    let Some(fetched) = crate::git::store::fetch_after_look(remote, &keep, &mut choose) else {
+        return Ok(None);
+    };
+    let refs = fetched.refs;
+    let Some(commit) = refs.get(&format!("{trig_ref}^{{}}")).cloned() else {
+        return Ok(None);
+    };
+    let objects = if signed {
+        match Checkout::from_pack(&fetched.pack) {
+            Ok(c) => Some(c),
+            Err(_) => return Ok(None),
+        }
+    } else {
+        None
+    };
+    // A tag as seen in the upload-pack advertisement: the same id as the push's, and
+    // an annotated tag (a peeled line). Unsigned, its commit is all the run choice reads.
+    let lookup = |name: &str, oid: &str| -> Option<TagRecord> {
+        let r = format!("refs/tags/{name}");
+        if refs.get(&r).map(String::as_str) != Some(oid) {
+            return None;
+        }
+        let peeled = refs.get(&format!("{r}^{{}}"))?;
+        match &objects {
+            Some(o) => o
+                .tag_record(name, oid, allowed_signers)
+                .filter(|rec| rec.commit == *peeled),
+            None => Some(TagRecord {
+                name: name.to_string(),
+                commit: peeled.clone(),
+                tagger: None,
+                time: None,
+                message: String::new(),
+                signer: None,
+                signature_error: None,
+            }),
+        }
+    };
+    one_push(
+        remote,
+        &lookup,
+        &|c| c == commit,
+        signing_key,
+        signed,
+        opts,
+        who,
+        now,
+    )
+}
+
+/// The one push of [`set_step_state_from_checkout`] and [`set_step_state_reading_tags`]:
+/// `lookup` gives the record of a tag whose ref holds an id (None: not seen),
+/// `commit_known` whether the remote has a commit.
+#[allow(clippy::too_many_arguments)]
+fn one_push(
+    remote: &Remote,
+    lookup: &dyn Fn(&str, &str) -> Option<TagRecord>,
+    commit_known: &dyn Fn(&str) -> bool,
+    signing_key: Option<&Path>,
+    signed: bool,
+    opts: &SetStateOptions,
+    who: &Identity,
+    now: i64,
+) -> Result<Option<SetStateResult>> {
     let trig = prepare(opts)?;
     let trig_name = trig.tag().to_string();
     let trig_ref = format!("refs/tags/{trig_name}");
     let states_prefix = format!("{trig_ref}=");
     let keep = |name: &str| name == trig_ref || name.starts_with(&states_prefix);
-    let signed = allowed_signers.is_some();
     let mut chosen: Option<(u32, String)> = None;
     let mut failure: Option<Error> = None;
     let mut decide = |refs: &std::collections::HashMap<String, String>| -> Option<NewRef> {
-        let record = checkout.tag_record(&trig_name, refs.get(&trig_ref)?, allowed_signers)?;
+        let record = lookup(&trig_name, refs.get(&trig_ref)?)?;
         if signed && record.signer.is_none() {
             return None;
         }
-        if !checkout.has_commit(&record.commit)
-            || check_sha(opts, &trig_name, &record.commit).is_err()
-        {
+        if !commit_known(&record.commit) || check_sha(opts, &trig_name, &record.commit).is_err() {
             return None;
         }
         // Every run's states, trusted (Some(bool)) or not seen (None).
@@ -286,8 +417,7 @@ pub fn set_step_state_from_checkout(
                 Ok(Some(Tag::Rerun(t, k, s))) if t == trig => (k, s),
                 _ => continue,
             };
-            let seen = checkout
-                .tag_record(tag, oid, allowed_signers)
+            let seen = lookup(tag, oid)
                 .map(|r| r.commit == record.commit && (!signed || r.signer.is_some()));
             runs.entry(k).or_default().insert(s, seen);
         }

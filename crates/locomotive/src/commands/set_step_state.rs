@@ -2,8 +2,8 @@ use std::io::Write as _;
 
 use clap::{Args, ValueEnum};
 use konductor_core::ops::{
-    set_step_state, set_step_state_from_checkout, tick, SetStateOptions, TickOptions,
-    DEFAULT_HORIZON,
+    set_step_state, set_step_state_from_checkout, set_step_state_reading_tags, tick,
+    SetStateOptions, TickOptions, DEFAULT_HORIZON,
 };
 use konductor_core::store::{CacheLocation, Checkout, Identity};
 use konductor_core::tag::JobState;
@@ -11,8 +11,8 @@ use konductor_core::tag::JobState;
 /// Record a job's state (`started`, `success`, `failure`) as a state tag
 ///
 /// Pushes `<triggering-tag>=<state>` as an annotated tag on the train's commit. Works with
-/// no checkout: it fetches the trigger tag and its commit (trees, no file contents) into a temporary
-/// repository. Repeating a call is a no-op. A report on a job that already ended is the
+/// no checkout: it reads the trigger's tags from the remote (never the commit's files) and
+/// pushes the one tag object. Repeating a call is a no-op. A report on a job that already ended is the
 /// CI's re-run of it (its Re-run button): recorded as `<triggering-tag>=rerun.<k>=<state>`,
 /// and the newest re-run's outcome counts.
 #[derive(Debug, Args)]
@@ -68,22 +68,31 @@ pub fn cmd_set_step_state(args: SetStepStateArgs) -> anyhow::Result<i32> {
     };
     // Inside the job's checkout: one push, no fetch, when the checkout has the trigger
     // and its commit; else (or on any doubt) the temporary repository below.
+    let keys_readable = [&args.remote.signing_key, &args.remote.allowed_signers]
+        .iter()
+        .all(|p| p.as_ref().is_none_or(|p| p.is_file()));
     let quick = match Checkout::discover() {
-        Some(checkout)
-            if [&args.remote.signing_key, &args.remote.allowed_signers]
-                .iter()
-                .all(|p| p.as_ref().is_none_or(|p| p.is_file())) =>
-        {
-            set_step_state_from_checkout(
-                &args.remote.remote()?,
-                &checkout,
+        Some(checkout) if keys_readable => set_step_state_from_checkout(
+            &args.remote.remote()?,
+            &checkout,
+            args.remote.signing_key.as_deref(),
+            args.remote.allowed_signers.as_deref(),
+            &opts,
+            &who,
+            now,
+        )?,
+        // No checkout: the tags are read natively (no `git fetch`), then one push.
+        None if keys_readable => match args.remote.remote() {
+            Ok(remote) => set_step_state_reading_tags(
+                &remote,
                 args.remote.signing_key.as_deref(),
                 args.remote.allowed_signers.as_deref(),
                 &opts,
                 &who,
                 now,
-            )?
-        }
+            )?,
+            Err(_) => None,
+        },
         _ => None,
     };
     let res = match quick {
