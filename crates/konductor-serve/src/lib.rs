@@ -237,13 +237,14 @@ impl App {
         match status_list(&store, self.cfg.horizon, now) {
             Ok(list) => {
                 self.metrics.git_read(name, "board", t0.elapsed());
-                let envs = match konductor_core::ops::env_view(&store, None, None, now) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        log!("repository `{name}`: cannot read the environments: {e}");
-                        Vec::new()
-                    }
-                };
+                let envs =
+                    match konductor_core::ops::env_control::env_view_of_list(&store, &list, now) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            log!("repository `{name}`: cannot read the environments: {e}");
+                            Vec::new()
+                        }
+                    };
                 let json = serde_json::json!({ "trains": &list, "environments": &envs });
                 let changed = repo
                     .snapshot

@@ -68,9 +68,14 @@ impl DeployRecord {
     }
 }
 
-/// The deploy history under `tag`, newest first (at most `limit` commits); empty when the
-/// tag does not exist on the remote.
-pub fn deploy_history(store: &Store, tag: &str, limit: usize) -> Result<Vec<DeployRecord>> {
+/// The commits under the deploy tag `tag`, newest first (at most `limit`, first parents,
+/// fetched whole); empty when the tag does not exist on the remote. Every reader of a
+/// deploy history (this module, the `env` view, notifications, metrics) starts here.
+pub fn deploy_chain(
+    store: &Store,
+    tag: &str,
+    limit: usize,
+) -> Result<Vec<crate::git::store::ChainCommit>> {
     let refname = format!("refs/tags/{tag}");
     if !store.fetch_ref(&refname)? {
         return Ok(Vec::new());
@@ -79,8 +84,13 @@ pub fn deploy_history(store: &Store, tag: &str, limit: usize) -> Result<Vec<Depl
         return Ok(Vec::new());
     };
     let head = store.ensure_commit(&head)?;
-    Ok(store
-        .first_parent_chain(&head, limit)
+    Ok(store.first_parent_chain(&head, limit))
+}
+
+/// The deploy history under `tag`, newest first (at most `limit` commits); empty when the
+/// tag does not exist on the remote.
+pub fn deploy_history(store: &Store, tag: &str, limit: usize) -> Result<Vec<DeployRecord>> {
+    Ok(deploy_chain(store, tag, limit)?
         .into_iter()
         .map(|c| DeployRecord::from_commit(tag, &c.id, &c.message, c.time))
         .collect())

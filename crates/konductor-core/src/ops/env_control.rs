@@ -283,16 +283,7 @@ pub struct DeployCommit {
 
 /// The deploy tag's history, newest first, at most `max` commits (fetched whole).
 pub fn deploy_history(store: &Store, tag: &str, max: usize) -> Result<Vec<DeployCommit>> {
-    let refname = format!("refs/tags/{tag}");
-    if !store.fetch_ref(&refname)? {
-        return Ok(vec![]);
-    }
-    let Some(head) = store.ref_target(&refname) else {
-        return Ok(vec![]);
-    };
-    store.ensure_commit(&head)?;
-    Ok(store
-        .first_parent_chain(&refname, max)
+    Ok(super::deploy_record::deploy_chain(store, tag, max)?
         .into_iter()
         .map(|c| {
             let f = |k: &str| message_field(&c.message, k).map(str::to_string);
@@ -516,6 +507,27 @@ pub fn env_view_of(
         resolve(&decls, e)?;
     }
     let facts = environments(store, trains, sdd, now)?;
+    view(store, &decls, &facts, only, now)
+}
+
+/// [`env_view`] of the trains a [`crate::ops::status::status_list`] read, with the
+/// environments' facts it planned them with: no second discovery or fact computation.
+pub fn env_view_of_list(
+    store: &Store,
+    list: &crate::ops::status::StatusList,
+    now: i64,
+) -> Result<Vec<EnvView>> {
+    let decls = declared(store, &list.followed, None);
+    view(store, &decls, &list.environments, None, now)
+}
+
+fn view(
+    store: &Store,
+    decls: &BTreeMap<String, EnvDecl>,
+    facts: &crate::model::env::Environments,
+    only: Option<&str>,
+    now: i64,
+) -> Result<Vec<EnvView>> {
     let mut out = Vec::new();
     for d in decls.values().filter(|d| only.is_none_or(|o| o == d.env)) {
         let f = match facts.get(&d.env) {

@@ -117,15 +117,11 @@ pub fn check_env(inputs: &[TrainInput<'_>], env: &str) -> Result<()> {
 
 /// The commits under a deploy tag, oldest first (none when the tag does not exist yet).
 pub fn deploy_commits(store: &Store, tag: &str) -> Result<Vec<DeployCommit>> {
-    let refname = format!("refs/tags/{tag}");
-    if !store.fetch_ref(&refname)? {
-        return Ok(Vec::new());
-    }
-    let mut out: Vec<DeployCommit> = store
-        .first_parent_chain(&refname, MAX_DEPLOY_COMMITS)
-        .into_iter()
-        .map(|c| DeployCommit::from_message(&c.id, c.time, &c.message))
-        .collect();
+    let mut out: Vec<DeployCommit> =
+        super::deploy_record::deploy_chain(store, tag, MAX_DEPLOY_COMMITS)?
+            .into_iter()
+            .map(|c| DeployCommit::from_message(&c.id, c.time, &c.message))
+            .collect();
     out.reverse();
     Ok(out)
 }

@@ -796,6 +796,9 @@ pub struct StatusList {
     /// The environments' facts the trains were planned with (not part of `status --json`).
     #[serde(skip)]
     pub environments: crate::model::env::Environments,
+    /// The train numbers discovered (not part of `status --json`).
+    #[serde(skip)]
+    pub followed: std::collections::BTreeSet<crate::model::tag::TrainId>,
 }
 
 /// Discover the newest `horizon` train numbers and plan each, as `konductor status` does.
@@ -822,5 +825,6 @@ pub fn status_list(
         errors,
         ignored: found.ignored,
         environments,
+        followed: found.trains,
     })
 }

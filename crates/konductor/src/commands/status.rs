@@ -81,8 +81,8 @@ pub fn cmd_status(args: StatusArgs) -> anyhow::Result<i32> {
             } else {
                 // Where each environment stands comes from its deploy tag (a rollback
                 // included), not from how far each train got.
-                let envs =
-                    konductor_core::ops::env_view(&store, None, None, now).unwrap_or_else(|e| {
+                let envs = konductor_core::ops::env_control::env_view_of_list(&store, &list, now)
+                    .unwrap_or_else(|e| {
                         eprintln!("konductor: warning: environments: {e}");
                         Vec::new()
                     });
